@@ -1,0 +1,5 @@
+import sys
+
+from .cli_convert import main
+
+sys.exit(main())

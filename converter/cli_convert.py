@@ -1,0 +1,152 @@
+"""``tf2trt convert``: one model to one engine, all five steps, in one process.
+
+Exit codes: 0 success; 1 verification failed (the engine is kept and the JSON
+says which outputs); 2 bad input (missing file, not a model, corrupt ``.pb``,
+unknown input/output name, unsupported ops) — a short error and a hint, no
+traceback, and no engine file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_VERIFY_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+STAGES = ("freeze", "parse", "construct", "optimize", "verify")
+
+
+def add_convert_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("convert", help="convert one TensorFlow model into a TensorRT engine",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help=".keras, .h5, SavedModel directory or frozen .pb")
+    p.add_argument("--engine", required=True, help="where to write the serialized engine (.plan)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE",
+                   help="input shape like images:1x224x224x3 (repeatable)")
+    p.add_argument("--output", action="append", default=[], metavar="NAME", help="output to keep (repeatable)")
+    p.add_argument("--signature", default="serving_default", help="SavedModel signature")
+    p.add_argument("--verify", action="store_true", help="compare with TensorFlow after building")
+    p.add_argument("--inputs-npz", help="real inputs for --verify (arrays named after the inputs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
+    p.add_argument("--rtol", type=float, default=1e-4)
+    p.add_argument("--atol", type=float, default=1e-5)
+    p.add_argument("--workspace", type=int, help="workspace memory pool limit in bytes")
+    p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0-5")
+    p.add_argument("--timing-cache", help="timing cache file to load and update")
+    p.add_argument("--target", action="append", default=None, help="compute capability, e.g. SM86 (TensorRT-RTX)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    p.set_defaults(func=run_convert)
+    return p
+
+
+def run_convert(args) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=args.json)
+    result = {"engine": None, "layers": None, "timings": {k: 0.0 for k in STAGES},
+              "verification": None, "error": None}
+    code = EXIT_OK
+    engine_path = Path(args.engine)
+    try:
+        code = _convert(args, result, console)
+    except Exception as exc:  # noqa: BLE001 - rendered as a short message, never a traceback
+        code, message, hint = _classify(exc)
+        result["error"] = message + (f" (hint: {hint})" if hint else "")
+        console.print(f"[bold red]error:[/] {message}")
+        if hint:
+            console.print(f"[yellow]hint:[/] {hint}")
+        if code != EXIT_VERIFY_FAILED and engine_path.exists() and result["engine"] is None:
+            pass  # a pre-existing file from an earlier run is not ours to delete
+        logging.getLogger(__name__).debug("conversion failed", exc_info=True)
+    if args.json:
+        sys.stdout.write(json.dumps(result, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    return code
+
+
+def _classify(exc: BaseException):
+    from .errors import Tf2TrtError
+
+    if isinstance(exc, Tf2TrtError):
+        text = str(exc)
+        hint = getattr(exc, "hint", None)
+        if hint and f"(hint: {hint})" in text:
+            text = text.replace(f" (hint: {hint})", "")
+        if hasattr(exc, "counts"):
+            text = text.split("\n  hint:")[0]
+        return EXIT_BAD_INPUT, text, hint
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+        return EXIT_BAD_INPUT, str(exc), "check the path"
+    return EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {exc}", "please report this with the model"
+
+
+def _convert(args, result: dict, console) -> int:
+    from . import freeze as freeze_mod
+    from .engine import BuilderSettings, engine_metadata, optimize_network, store_engine
+
+    inputs = dict(freeze_mod.parse_input_spec(s) for s in args.input)
+    settings = BuilderSettings(workspace=args.workspace, opt_level=args.opt_level,
+                               timing_cache=args.timing_cache, targets=tuple(args.target) if args.target else None)
+    timings = result["timings"]
+
+    t = time.perf_counter()
+    frozen = freeze_mod.freeze(args.model, inputs=inputs or None, outputs=args.output or None,
+                               signature=args.signature)
+    timings["freeze"] = time.perf_counter() - t
+    console.print(f"[green]freeze[/]    {timings['freeze']:.2f} s  {len(frozen.graph_def.node)} nodes")
+
+    from .construct import construct
+    from .graph import parse
+
+    t = time.perf_counter()
+    graph = parse(frozen)
+    timings["parse"] = time.perf_counter() - t
+    console.print(f"[green]parse[/]     {timings['parse']:.2f} s  {len(graph.nodes)} nodes after fusion")
+
+    t = time.perf_counter()
+    net = construct(graph)
+    timings["construct"] = time.perf_counter() - t
+    result["layers"] = int(net.layer_count)
+    console.print(f"[green]construct[/] {timings['construct']:.2f} s  {net.layer_count} layers")
+
+    t = time.perf_counter()
+    engine = optimize_network(net, settings)
+    timings["optimize"] = time.perf_counter() - t
+    console.print(f"[green]optimize[/]  {timings['optimize']:.2f} s  {len(engine)} bytes")
+
+    report = None
+    if args.verify:
+        from .verify import verify
+
+        t = time.perf_counter()
+        report = verify(frozen, net.snapshot, inputs_npz=args.inputs_npz, seed=args.seed,
+                        rtol=args.rtol, atol=args.atol)
+        timings["verify"] = time.perf_counter() - t
+        result["verification"] = {"checked": report.checked, "passed": report.passed,
+                                  "outputs": [{k: o[k] for k in ("name", "max_abs_err", "max_rel_err", "passed")}
+                                              for o in report.to_dict()["outputs"]]}
+        console.print(report.render())
+
+    meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": [s.to_dict() for s in frozen.inputs],
+                                      "outputs": list(frozen.outputs)})
+    if report is not None:
+        meta["verification"] = report.to_dict()
+    path = store_engine(engine, args.engine, meta)
+    result["engine"] = {"path": str(path), "bytes": len(engine)}
+    console.print(f"engine written to [bold]{path}[/]")
+    if report is not None and not report.passed:
+        result["error"] = "verification failed for " + ", ".join(o.name for o in report.outputs if not o.passed)
+        return EXIT_VERIFY_FAILED
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tf2trt")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_convert_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)

@@ -1,0 +1,147 @@
+"""Step 3: build the TensorRT network from the IR through TensorRT's Python API.
+
+Nodes are visited in topological order; each runs its registered converter.
+After every node the TensorRT shape of each output (mapped back to TF axis
+order) is compared with TensorFlow's static shape, so a mistake is reported
+at the TF node that made it, not at engine build time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import trt as trtshim
+from .context import ConversionContext, Value
+from .errors import ConversionError, ConversionErrors
+from .graph import Graph
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConvertedNetwork:
+    """A built ``INetworkDefinition`` with the objects that must outlive it."""
+
+    builder: object
+    network: object
+    graph: Graph | None = None
+    tensor_map: dict = field(default_factory=dict)
+    keep_alive: list = field(default_factory=list)
+    _snapshot: object = None
+
+    @property
+    def layer_count(self) -> int:
+        return self.network.num_layers
+
+    @property
+    def snapshot(self):
+        """The network read back as a :class:`~converter.snapshot.Snapshot` (computed once)."""
+        if self._snapshot is None:
+            from .snapshot import Snapshot
+
+            snap = Snapshot.from_network(self.network)
+            snap.meta["tensor_map"] = {k: [v[0], list(v[1])] for k, v in self.tensor_map.items()}
+            if self.graph is not None:
+                snap.meta["inputs"] = [s.to_dict() for s in self.graph.inputs]
+                snap.meta["outputs"] = list(self.graph.outputs)
+            self._snapshot = snap
+        return self._snapshot
+
+
+def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> ConvertedNetwork:
+    """Build the network for ``graph`` (already support-checked by :func:`converter.graph.parse`)."""
+    from . import ops  # noqa: F401 - registers converters
+    from .registry import REGISTRY
+
+    builder, network = trtshim.create_network(builder, strongly_typed=strongly_typed)
+    ctx = ConversionContext(network, graph)
+    trt = ctx.trt
+    for spec in graph.inputs:
+        tensor = network.add_input(spec.name, trtshim.trt_dtype(np.dtype(spec.dtype)), tuple(spec.shape))
+        ctx.values[f"{spec.name}:0"] = Value(tensor=tensor)
+    aliases = getattr(graph, "aliases", {})
+    for node in graph.nodes:
+        ctx.node = node
+        if node.op == "Placeholder":
+            if f"{node.name}:0" not in ctx.values:
+                raise ConversionError(node.name, node.op, "placeholder is not a declared input",
+                                      "give it a shape with --input NAME:SHAPE")
+            continue
+        if node.op == "Const":
+            ctx.values[f"{node.name}:0"] = Value(const=np.asarray(node.attrs["value"]))
+            continue
+        if node.op in ("Identity", "Snapshot", "StopGradient"):
+            ctx.values[f"{node.name}:0"] = ctx.values[node.inputs[0]]
+            continue
+        entry = REGISTRY.get(node.op)
+        if entry is None:  # the support check should have caught it
+            raise ConversionError(node.name, node.op, "no converter for this op")
+        inputs = [ctx.values[ref] for ref in node.inputs]
+        try:
+            result = entry.convert(ctx, node, inputs)
+        except ConversionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a TensorRT API refusal is reported at the node
+            raise ConversionError(node.name, node.op, f"{type(exc).__name__}: {exc}",
+                                  "this is a converter bug or an unsupported attribute combination") from exc
+        outputs = result if isinstance(result, (list, tuple)) else [result]
+        for idx, value in enumerate(outputs):
+            if value is None:
+                continue
+            ref = f"{node.name}:{idx}"
+            ctx.values[ref] = value
+            _check_shape(node, idx, value)
+            if not value.is_const:
+                ctx.tensor_map[ref] = (value.tensor.name, value.layout)
+    for ref, target in aliases.items():
+        if target is not None and target in ctx.tensor_map:
+            ctx.tensor_map[ref] = ctx.tensor_map[target]
+    ctx.node = None
+    _mark_outputs(ctx, graph)
+    log.info("constructed %d layers", network.num_layers)
+    return ConvertedNetwork(builder, network, graph, ctx.tensor_map, ctx.keep_alive)
+
+
+def _check_shape(node, idx: int, value: Value) -> None:
+    if idx >= len(node.output_shapes) or node.output_shapes[idx] is None:
+        return
+    expected = tuple(node.output_shapes[idx])
+    if any(d < 0 for d in expected):
+        return
+    got = value.shape
+    if value.is_const:
+        got = tuple(value.const.shape)
+    if tuple(got) != expected:
+        raise ConversionError(node.name, node.op,
+                              f"TensorRT infers output {idx} shape {tuple(got)} but TensorFlow says {expected}",
+                              "this is a converter bug; please report it with the model")
+
+
+def _mark_outputs(ctx: ConversionContext, graph: Graph) -> None:
+    errors = []
+    seen = set()
+    for name in graph.outputs:
+        ref = f"{name}:0"
+        value = ctx.values.get(ref)
+        if value is None:
+            errors.append(ConversionError(name, None, "output was not produced"))
+            continue
+        tensor = ctx.logical(value)
+        if tensor.is_network_input or id(tensor) in seen or tensor.name in seen:
+            layer = ctx.network.add_identity(tensor)
+            ctx.node = type("N", (), {"name": name, "op": "Identity"})()
+            ctx.name_layer(layer, "output")
+            ctx.node = None
+            tensor = layer.get_output(0)
+        old = tensor.name
+        tensor.name = name
+        seen.add(name)
+        for ref, (tname, perm) in list(ctx.tensor_map.items()):
+            if tname == old:
+                ctx.tensor_map[ref] = (name, perm)
+        ctx.network.mark_output(tensor)
+    if errors:
+        raise ConversionErrors(errors)

@@ -1,0 +1,180 @@
+"""The conversion context: TF tensors → TensorRT tensors or constant weights.
+
+Layout: TensorFlow models are mostly NHWC while TensorRT's convolution and
+pooling are channels-first.  Rather than wrapping every layout-sensitive layer
+in a pair of transposes, each TensorRT tensor carries ``perm``, the permutation
+from the TF (logical) axis order to its physical order
+(``physical = logical.transpose(perm)``).  Layout-agnostic converters keep the
+permutation, layout-sensitive ones ask for the order they need, and a shuffle
+is inserted only where the order actually changes (and cached).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import trt as trtshim
+from .errors import ConversionError
+
+log = logging.getLogger(__name__)
+
+NCHW_FROM_NHWC = (0, 3, 1, 2)
+
+
+def identity_perm(rank: int) -> tuple[int, ...]:
+    return tuple(range(rank))
+
+
+def inverse_perm(perm) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argsort(perm))
+
+
+def channels_first_perm(rank: int) -> tuple[int, ...]:
+    """NHWC-like → NCHW-like for any rank ≥ 3 (channels last → axis 1)."""
+    return (0, rank - 1) + tuple(range(1, rank - 1))
+
+
+@dataclass
+class Value:
+    """A TF tensor's value during conversion: a TensorRT tensor (with layout) or a numpy constant."""
+
+    tensor: object = None
+    const: np.ndarray | None = None
+    perm: tuple[int, ...] | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+    @property
+    def rank(self) -> int:
+        return self.const.ndim if self.is_const else len(self.tensor.shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Logical (TF order) shape."""
+        if self.is_const:
+            return tuple(self.const.shape)
+        phys = tuple(int(d) for d in self.tensor.shape)
+        if self.perm is None:
+            return phys
+        logical = [0] * len(phys)
+        for j, axis in enumerate(self.perm):
+            logical[axis] = phys[j]
+        return tuple(logical)
+
+    @property
+    def layout(self) -> tuple[int, ...]:
+        return self.perm if self.perm is not None else identity_perm(self.rank)
+
+    @property
+    def dtype(self) -> np.dtype:
+        if self.is_const:
+            return self.const.dtype
+        return trtshim.np_dtype(self.tensor.dtype)
+
+    def physical_axis(self, logical_axis: int) -> int:
+        logical_axis = logical_axis % self.rank
+        return self.layout.index(logical_axis)
+
+
+class ConversionContext:
+    def __init__(self, network, graph):
+        self.trt = trtshim.module()
+        self.network = network
+        self.graph = graph
+        self.values: dict[str, Value] = {}
+        self.node = None
+        self._names: set[str] = set()
+        self._layout_cache: dict[tuple[int, tuple], object] = {}
+        self._const_cache: dict[tuple, object] = {}
+        self.keep_alive: list[np.ndarray] = []
+        #: TF tensor ref → (TensorRT tensor name, perm) for bisecting
+        self.tensor_map: dict[str, tuple[str, tuple[int, ...]]] = {}
+
+    # ------------------------------------------------------------ naming
+    def name_layer(self, layer, suffix: str | None = None):
+        """Name ``layer`` after the current TF node (unique; suffixes for helper layers)."""
+        base = self.node.name if self.node is not None else "tf2trt"
+        name = base if suffix is None else f"{base}/{suffix}"
+        k = 1
+        unique = name
+        while unique in self._names:
+            k += 1
+            unique = f"{name}_{k}"
+        self._names.add(unique)
+        layer.name = unique
+        for i in range(layer.num_outputs):
+            layer.get_output(i).name = unique + (f":{i}" if layer.num_outputs > 1 or True else "")
+        return layer
+
+    def fail(self, message: str, hint: str | None = None):
+        node = self.node
+        raise ConversionError(node.name if node else None, node.op if node else None, message, hint)
+
+    # ------------------------------------------------------------ values
+    def get(self, ref: str) -> Value:
+        return self.values[ref]
+
+    def weights(self, array: np.ndarray) -> np.ndarray:
+        """Keep ``array`` alive for the network's lifetime (TensorRT keeps a pointer)."""
+        array = np.ascontiguousarray(array)
+        self.keep_alive.append(array)
+        return array
+
+    def constant(self, array: np.ndarray, suffix: str = "const"):
+        """A constant layer's output tensor; float64/int64 are narrowed to what TensorRT runs."""
+        array = np.asarray(array)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        if array.dtype == np.int64 and array.size and np.abs(array).max() < 2**31:
+            array = array.astype(np.int32)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key in self._const_cache:
+            return self._const_cache[key]
+        arr = self.weights(array)
+        layer = self.network.add_constant(arr.shape, self.trt.Weights(arr) if arr.ndim >= 0 else arr)
+        self.name_layer(layer, suffix)
+        out = layer.get_output(0)
+        self._const_cache[key] = out
+        return out
+
+    def tensor(self, value: Value, perm: tuple[int, ...] | None = None):
+        """``value`` as a TensorRT tensor whose physical order is ``perm`` (default: logical)."""
+        rank = value.rank
+        want = tuple(perm) if perm is not None else identity_perm(rank)
+        if value.is_const:
+            arr = np.transpose(value.const, want) if rank > 1 else value.const
+            return self.constant(arr)
+        have = value.layout
+        if have == want:
+            return value.tensor
+        key = (id(value.tensor), want)
+        cached = self._layout_cache.get(key)
+        if cached is not None:
+            return cached
+        # physical(have) -> logical -> physical(want): transpose by have^-1 then want
+        inv = inverse_perm(have)
+        combined = tuple(inv[w] for w in want)
+        layer = self.network.add_shuffle(value.tensor)
+        layer.first_transpose = self.trt.Permutation(list(combined))
+        self.name_layer(layer, "layout")
+        out = layer.get_output(0)
+        self._layout_cache[key] = out
+        return out
+
+    def logical(self, value: Value):
+        return self.tensor(value, None)
+
+    def out(self, tensor, perm: tuple[int, ...] | None = None) -> Value:
+        if perm is not None and tuple(perm) == identity_perm(len(perm)):
+            perm = None
+        return Value(tensor=tensor, perm=tuple(perm) if perm is not None else None)
+
+    def as_const(self, value: Value, what: str = "this input") -> np.ndarray:
+        if not value.is_const:
+            self.fail(f"{what} must be a constant", "fold it to a constant in the model (e.g. a fixed shape)")
+        return value.const

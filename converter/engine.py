@@ -1,0 +1,168 @@
+"""Step 4: build a serialized engine from a network, and store/load engines.
+
+Builder settings are a dataclass so they hash cleanly into cache keys.  The
+timing cache is loaded before and saved after each build.  TensorRT-RTX can
+build ahead of time for chosen compute capabilities (``targets``); full
+TensorRT builds for the GPU it runs on, and asking it for targets is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import trt as trtshim
+from ._io import atomic_write_bytes
+from .errors import Tf2TrtError
+
+log = logging.getLogger(__name__)
+
+
+class EngineBuildError(Tf2TrtError):
+    pass
+
+
+@dataclass(frozen=True)
+class BuilderSettings:
+    """What the engine build depends on besides the network itself."""
+
+    workspace: int | None = None  #: bytes for the workspace memory pool; None = TensorRT's default
+    opt_level: int = 3  #: builder optimization level 0–5
+    timing_cache: str | None = None  #: path of a timing cache file to load and update
+    targets: tuple[str, ...] | None = None  #: compute capabilities like ("SM86",); TensorRT-RTX only
+
+    def __post_init__(self):
+        if self.opt_level not in range(6):
+            raise ValueError(f"opt_level must be 0..5, got {self.opt_level}")
+        if self.workspace is not None and self.workspace <= 0:
+            raise ValueError(f"workspace must be a positive number of bytes, got {self.workspace}")
+        if self.targets is not None:
+            object.__setattr__(self, "targets", tuple(t.upper() for t in self.targets))
+
+    def cache_dict(self) -> dict:
+        """The settings that change the engine (the timing cache only speeds the build up)."""
+        d = asdict(self)
+        d.pop("timing_cache")
+        d["targets"] = list(self.targets) if self.targets else None
+        return d
+
+
+def available_targets() -> list[str]:
+    if not trtshim.supports_compute_capability_targets():
+        return []
+    return [n for n in trtshim.module().ComputeCapability.__members__ if n.startswith("SM")]
+
+
+def describe_target(settings: BuilderSettings) -> str:
+    if settings.targets:
+        return ",".join(settings.targets)
+    return "current-gpu" if trtshim.flavor() == "tensorrt" else "default"
+
+
+def optimize_network(network, settings: BuilderSettings | None = None, **overrides) -> bytes:
+    """Build serialized engine bytes for ``network``.
+
+    ``network`` is a :class:`~converter.construct.ConvertedNetwork`, a
+    :class:`~converter.snapshot.Snapshot` (rebuilt without TensorFlow) or a
+    raw ``INetworkDefinition`` together with its builder as ``(builder, network)``.
+    """
+    settings = settings or BuilderSettings()
+    if overrides:
+        settings = BuilderSettings(**{**asdict(settings), **overrides})
+    builder, net, holder = _resolve(network)
+    trt = trtshim.module()
+    config = builder.create_builder_config()
+    if settings.workspace is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace))
+    config.builder_optimization_level = settings.opt_level
+    if settings.targets:
+        if not trtshim.supports_compute_capability_targets():
+            raise EngineBuildError(
+                f"{trtshim.flavor()} builds for the GPU it runs on; it cannot target {settings.targets}",
+                hint="drop the targets setting, or build with tensorrt-rtx")
+        known = available_targets()
+        bad = [t for t in settings.targets if t not in known]
+        if bad:
+            raise EngineBuildError(f"unknown target(s) {bad}; this TensorRT knows {known}")
+        config.num_compute_capabilities = len(settings.targets)
+        for i, target in enumerate(settings.targets):
+            config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
+    cache = None
+    if settings.timing_cache:
+        path = Path(settings.timing_cache)
+        data = path.read_bytes() if path.exists() else b""
+        cache = config.create_timing_cache(data)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(net, config)
+    if serialized is None:
+        raise EngineBuildError("TensorRT could not build an engine for this network (see the TensorRT log above)")
+    engine = bytes(memoryview(serialized))
+    log.info("engine built in %.2f s (%d bytes)", time.perf_counter() - start, len(engine))
+    if cache is not None:
+        atomic_write_bytes(Path(settings.timing_cache), bytes(memoryview(cache.serialize())))
+    del holder
+    return engine
+
+
+def _resolve(network):
+    from .construct import ConvertedNetwork
+    from .snapshot import Snapshot
+
+    if isinstance(network, ConvertedNetwork):
+        return network.builder, network.network, network
+    if isinstance(network, Snapshot):
+        builder, net = network.to_network()
+        return builder, net, network
+    if isinstance(network, tuple) and len(network) == 2:
+        return network[0], network[1], None
+    raise TypeError(f"cannot build an engine from {type(network).__name__}")
+
+
+def engine_metadata(settings: BuilderSettings, extra: dict | None = None) -> dict:
+    meta = {
+        "tensorrt_flavor": trtshim.flavor(),
+        "tensorrt_version": trtshim.version(),
+        "target": describe_target(settings),
+        "builder": settings.cache_dict(),
+    }
+    meta.update(extra or {})
+    return meta
+
+
+def store_engine(engine: bytes, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``engine`` atomically to ``path`` and its metadata JSON to ``path + '.json'``."""
+    path = Path(path)
+    meta = dict(metadata or {})
+    meta.setdefault("bytes", len(engine))
+    atomic_write_bytes(path, engine)
+    atomic_write_bytes(metadata_path(path), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def metadata_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def load_engine(path: str | os.PathLike) -> tuple[bytes, dict]:
+    """Read an engine and its metadata (empty dict if there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EngineBuildError(f"no engine at {path}")
+    meta_file = metadata_path(path)
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    return path.read_bytes(), meta
+
+
+def deserialize_engine(engine: bytes):
+    """A runtime ``ICudaEngine`` (needs a GPU)."""
+    trt = trtshim.module()
+    runtime = trt.Runtime(trtshim.logger())
+    result = runtime.deserialize_cuda_engine(engine)
+    if result is None:
+        raise EngineBuildError("TensorRT could not deserialize the engine (wrong GPU, version or flavor?)")
+    return result
