@@ -34,6 +34,14 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+# Three steps share their module's name.  Importing the modules here, then
+# binding the functions, makes ``converter.freeze`` & co. the functions for
+# good (a submodule sets the package attribute only on its first import).
+# Inside the package, import from the modules: ``from .freeze import freeze``.
+from .construct import construct  # noqa: E402
+from .freeze import freeze  # noqa: E402
+from .verify import verify  # noqa: E402
+
 
 def __getattr__(name: str):
     module = _EXPORTS.get(name)

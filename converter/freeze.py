@@ -143,8 +143,20 @@ def freeze(
             raise FreezeError(
                 "tf.function has no input_signature", "decorate it with input_signature=[tf.TensorSpec(...)]"
             )
+        flat = tf.nest.flatten(specs)
+        unknown = set(inputs) - {s.name for s in flat}
+        if unknown:
+            raise FreezeError(f"unknown input name(s) {sorted(unknown)}; the function's inputs are "
+                              f"{[s.name for s in flat]}", "use one of the input names")
         specs = [_override_spec(s, inputs, i) for i, s in enumerate(specs)]
-        return _freeze_concrete(model.get_concrete_function(*specs), inputs, outputs, output_names=None)
+        if any(tuple(s.shape) != tuple(o.shape) for s, o in zip(specs, model.input_signature)):
+            # the function's own signature would win over the shapes asked for: retrace through a wrapper
+            wrapper = tf.function(lambda *args: model(*args), autograph=False)
+            concrete = wrapper.get_concrete_function(*specs)
+        else:
+            concrete = model.get_concrete_function(*specs)
+        return _freeze_concrete(concrete, inputs, outputs, output_names=None,
+                                input_names=[s.name for s in specs])
     raise FreezeError(f"unsupported model object of type {type(model).__name__}",
                       "pass a path, a tf.keras.Model, a tf.function or a concrete function")
 
@@ -575,13 +587,36 @@ def add_shapes(gd):
     """
     import tensorflow as tf
 
+    # Shape inference needs the values of small (shape-like) constants only:
+    # big weights are stood in for by placeholders of the same shape, which
+    # keeps the import fast.
+    light = _graph_def_class()()
+    light.versions.CopyFrom(gd.versions)
+    for n in gd.node:
+        if n.op == "Const" and n.attr["value"].tensor.ByteSize() > 4096:
+            stand_in = light.node.add()
+            stand_in.name = n.name
+            stand_in.op = "Placeholder"
+            stand_in.attr["dtype"].type = n.attr["dtype"].type
+            stand_in.attr["shape"].shape.CopyFrom(n.attr["value"].tensor.tensor_shape)
+        else:
+            light.node.append(n)
     with tf.Graph().as_default() as g:
         try:
-            tf.graph_util.import_graph_def(gd, name="")
+            tf.graph_util.import_graph_def(light, name="")
         except Exception as exc:  # noqa: BLE001 - TF raises ValueError/InvalidArgumentError/...
             raise FreezeError(f"the frozen graph does not import into TensorFlow: {exc}",
                               "the model may use ops this TensorFlow build lacks") from exc
-        return g.as_graph_def(add_shapes=True)
+        shapes = {}
+        for op in g.get_operations():
+            shapes[op.name] = [t.shape for t in op.outputs]
+    for n in gd.node:
+        outs = shapes.get(n.name, [])
+        entry = n.attr["_output_shapes"].list
+        del entry.shape[:]
+        for shape in outs:
+            entry.shape.add().CopyFrom(shape.as_proto())
+    return gd
 
 
 def _rename_ref(ref: str, rename: dict) -> str:
@@ -707,10 +742,20 @@ def fold_constants(gd, input_names: set[str]):
     frontier = sorted(consumers_nonconst)
     if not frontier:
         return gd
+    # only the ancestors of the frontier are evaluated: the big weights that
+    # feed layers directly never go through TensorFlow again
+    needed: set[str] = set()
+    stack = [_src(t) for t in frontier]
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        stack.extend(_src(i) for i in nodes[name].input)
     sub = _graph_def_class()()
     sub.versions.CopyFrom(gd.versions)
     for name in order:
-        if name in const:
+        if name in needed:
             sub.node.append(nodes[name])
     with tf.Graph().as_default() as g:
         tf.graph_util.import_graph_def(sub, name="")

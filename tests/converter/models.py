@@ -1,0 +1,42 @@
+"""Small models the tests build themselves (nothing is downloaded or read from outside the repo)."""
+
+from __future__ import annotations
+
+
+def small_cnn(seed: int = 0, batch=None, with_bn: bool = True):
+    """Conv → BN → ReLU → depthwise → pooling → dense, in Keras 3, with non-trivial BN statistics."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((16, 16, 3), batch_size=batch, name="image")
+    x = keras.layers.ZeroPadding2D(1, name="pad")(inp)
+    x = keras.layers.Conv2D(8, 3, strides=2, name="conv")(x)
+    if with_bn:
+        x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    out = keras.layers.Dense(5, activation="softmax", name="probs")(x)
+    model = keras.Model(inp, out, name="small_cnn")
+    rng = np.random.default_rng(seed)
+    if with_bn:
+        bn = model.get_layer("bn")
+        gamma, beta, mean, var = bn.get_weights()
+        bn.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                        rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+    return model
+
+
+def two_io_model(seed: int = 0):
+    """Two inputs, two outputs."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    a = keras.Input((8,), name="a")
+    b = keras.Input((8,), name="b")
+    h = keras.layers.Dense(4, activation="tanh", name="h")(keras.layers.Concatenate(name="cat")([a, b]))
+    s = keras.layers.Add(name="sum")([a, b])
+    return keras.Model([a, b], [h, s], name="two_io")
