@@ -1056,13 +1056,21 @@ def _normalization(rec, p, w, ins):
     axes = _axes_from_mask(p["axes"], x.ndim)
     groups = p["num_groups"]
     if groups > 1:
+        # channels (axis 1) split into groups; statistics per (sample, group) over the group's
+        # channels and the requested (spatial) axes
         n, c = x.shape[:2]
         xg = x.reshape((n, groups, c // groups) + x.shape[2:])
         g_axes = tuple(sorted({2} | {a + 1 for a in axes if a >= 2}))
         mean = np.mean(xg, axis=g_axes, keepdims=True, dtype=x.dtype)
         d = xg - mean
         var = np.mean(d * d, axis=g_axes, keepdims=True, dtype=x.dtype)
-        y = (d / np.sqrt(var + eps)).reshape(x.shape)
+        yg = d / np.sqrt(var + eps)
+        if scale.ndim == x.ndim and scale.shape[1] == groups and groups != c:
+            # per-group scale/bias of shape [1, G, 1, ...]
+            sg = scale.reshape((1, groups, 1) + scale.shape[2:])
+            bg = bias.reshape((1, groups, 1) + bias.shape[2:])
+            return (yg * sg + bg).reshape(x.shape)
+        y = yg.reshape(x.shape)
     else:
         mean = np.mean(x, axis=axes, keepdims=True, dtype=x.dtype)
         d = x - mean

@@ -615,6 +615,59 @@ SUPPORTED_LAYER_TYPES = frozenset(_SPECS)
 
 # --------------------------------------------------------------------------- snapshot
 
+def _topological_order(network) -> list[int]:
+    """Layer indices in a dependency order, keeping TensorRT's order where it already is one.
+
+    TensorRT's ONNX parser sometimes rewires an earlier layer's input to a tensor produced later
+    (``set_input``), so index order is not always topological; snapshots store layers in this
+    order so a rebuilt network can add each layer after its inputs exist.
+    """
+    import heapq
+
+    count = network.num_layers
+    available = {network.get_input(i).name for i in range(network.num_inputs)}
+    producer: dict[str, int] = {}
+    needs: list[set[str]] = []
+    for index in range(count):
+        layer = network.get_layer(index)
+        for j in range(layer.num_outputs):
+            producer[layer.get_output(j).name] = index
+        names = set()
+        for j in range(layer.num_inputs):
+            tensor = layer.get_input(j)
+            if tensor is not None:
+                names.add(tensor.name)
+        needs.append(names)
+    waiting: dict[int, int] = {}
+    consumers: dict[int, list[int]] = {}
+    ready: list[int] = []
+    for index, names in enumerate(needs):
+        deps = set()
+        for name in names:
+            if name in available:
+                continue
+            if name not in producer:
+                raise SnapshotError(f"layer {network.get_layer(index).name!r} reads tensor {name!r}, which no layer "
+                                    "produces and which is not a network input")
+            deps.add(producer[name])
+        waiting[index] = len(deps)
+        for d in deps:
+            consumers.setdefault(d, []).append(index)
+        if not deps:
+            heapq.heappush(ready, index)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for c in consumers.get(index, ()):
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(ready, c)
+    if len(order) != count:
+        raise SnapshotError("the network has a dependency cycle (loops/conditionals are not supported)")
+    return order
+
+
 def _tensor_record(tensor) -> dict:
     return {"name": tensor.name, "dtype": _dtype_name(tensor.dtype), "shape": _dims(tensor.shape)}
 
@@ -640,9 +693,10 @@ class Snapshot:
             tensor = network.get_input(i)
             inputs.append(_tensor_record(tensor))
             producers[tensor.name] = "<network input>"
-        for index in range(network.num_layers):
+        for index in _topological_order(network):
             layer = network.get_layer(index)
             type_name = layer.type.name
+            position = len(layers)
             spec = _SPECS.get(type_name)
             if spec is None:
                 raise SnapshotError(
@@ -679,7 +733,7 @@ class Snapshot:
             if out_types:
                 record["output_types"] = out_types
             for role, arr in sorted(layer_weights.items()):
-                key = f"{index:05d}/{role}"
+                key = f"{position:05d}/{role}"
                 weights[key] = arr
                 record["weights"][role] = key
             layers.append(record)
