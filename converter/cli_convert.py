@@ -119,6 +119,15 @@ def _convert(args, result: dict, console) -> int:
     result["layers"] = int(net.layer_count)
     console.print(f"[green]construct[/] {timings['construct']:.2f} s  {net.layer_count} layers")
 
+    inputs_meta = [s.to_dict() for s in frozen.inputs]
+    output_names = list(frozen.outputs)
+    if not args.verify:
+        # the network holds its own copy of every weight: drop TensorFlow's before the builder makes a third
+        del frozen, graph
+        net.graph = None
+        import gc
+
+        gc.collect()
     t = time.perf_counter()
     engine = optimize_network(net, settings)
     timings["optimize"] = time.perf_counter() - t
@@ -137,8 +146,7 @@ def _convert(args, result: dict, console) -> int:
                                               for o in report.to_dict()["outputs"]]}
         console.print(report.render())
 
-    meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": [s.to_dict() for s in frozen.inputs],
-                                      "outputs": list(frozen.outputs)})
+    meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": inputs_meta, "outputs": output_names})
     if report is not None:
         meta["verification"] = report.to_dict()
     path = store_engine(engine, args.engine, meta)

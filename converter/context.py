@@ -132,14 +132,16 @@ class ConversionContext:
             array = array.astype(np.float32)
         if array.dtype == np.int64 and array.size and np.abs(array).max() < 2**31:
             array = array.astype(np.int32)
-        key = (array.dtype.str, array.shape, array.tobytes())
-        if key in self._const_cache:
+        # small constants (scalars, shapes, biases) are shared; big weights are never compared byte by byte
+        key = (array.dtype.str, array.shape, array.tobytes()) if array.nbytes <= 65536 else None
+        if key is not None and key in self._const_cache:
             return self._const_cache[key]
         arr = self.weights(array)
         layer = self.network.add_constant(arr.shape, self.trt.Weights(arr) if arr.ndim >= 0 else arr)
         self.name_layer(layer, suffix)
         out = layer.get_output(0)
-        self._const_cache[key] = out
+        if key is not None:
+            self._const_cache[key] = out
         return out
 
     def tensor(self, value: Value, perm: tuple[int, ...] | None = None):

@@ -31,6 +31,10 @@ _FORMAT = b"TF2TRTFG1\n"
 #: ops that only matter for training or bookkeeping and never reach an output value
 _PASSTHROUGH_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient", "EnsureShape", "CheckNumerics"}
 _CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
+#: constants bigger than this live beside the GraphDef (see FrozenGraph.constants)
+EXTERNAL_CONST_BYTES = 4096
+#: attribute marking a placeholder that stands for an external constant
+EXTERNAL_ATTR = "_tf2trt_constant"
 
 
 @dataclass(frozen=True)
@@ -57,25 +61,50 @@ class FrozenGraph:
     inputs: list[TensorSpec]
     outputs: list[str]
     meta: dict = field(default_factory=dict)
+    #: big constants by node name.  In ``graph_def`` they are placeholders marked
+    #: with ``_tf2trt_constant``: graph surgery then never copies weights, and
+    #: TensorFlow runs the graph by feeding them (see :meth:`feeds`).
+    constants: dict = field(default_factory=dict)
+
+    def constant_feeds(self) -> dict[str, np.ndarray]:
+        return dict(self.constants)
 
     def signature(self) -> dict:
         return {"inputs": [s.to_dict() for s in self.inputs], "outputs": list(self.outputs), "meta": self.meta}
 
     def to_bytes(self) -> bytes:
-        """Self-describing serialization: a header line, the signature JSON line, the GraphDef bytes."""
+        """Self-describing: header line, signature JSON line, GraphDef length line, GraphDef, constants (.npy stream)."""
+        import io
+
         sig = json.dumps(self.signature(), sort_keys=True).encode()
-        return _FORMAT + sig + b"\n" + self.graph_def.SerializeToString(deterministic=True)
+        pb = self.graph_def.SerializeToString(deterministic=True)
+        buf = io.BytesIO()
+        buf.write(_FORMAT + sig + b"\n" + str(len(pb)).encode() + b"\n" + pb)
+        names = sorted(self.constants)
+        buf.write((json.dumps(names) + "\n").encode())
+        for name in names:
+            np.save(buf, np.ascontiguousarray(self.constants[name]), allow_pickle=False)
+        return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "FrozenGraph":
         if not data.startswith(_FORMAT):
             raise FreezeError("not a tf2trt frozen graph", "use FrozenGraph.to_bytes() output or a .pb file with freeze()")
-        rest = data[len(_FORMAT):]
-        sig_line, _, pb = rest.partition(b"\n")
-        sig = json.loads(sig_line)
-        gd = _graph_def_class()()
-        gd.ParseFromString(pb)
-        return cls(gd, [TensorSpec.from_dict(s) for s in sig["inputs"]], list(sig["outputs"]), sig.get("meta", {}))
+        import io
+
+        buf = io.BytesIO(data)
+        buf.seek(len(_FORMAT))
+        try:
+            sig = json.loads(buf.readline())
+            size = int(buf.readline())
+            gd = _graph_def_class()()
+            gd.ParseFromString(buf.read(size))
+            names = json.loads(buf.readline())
+            constants = {name: np.load(buf, allow_pickle=False) for name in names}
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged file
+            raise FreezeError(f"damaged tf2trt frozen graph: {exc}", "rebuild it from the model") from exc
+        return cls(gd, [TensorSpec.from_dict(s) for s in sig["inputs"]], list(sig["outputs"]), sig.get("meta", {}),
+                   constants)
 
     def save(self, path: str | os.PathLike) -> None:
         from ._io import atomic_write_bytes
@@ -89,7 +118,8 @@ class FrozenGraph:
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for node in self.graph_def.node:
-            counts[node.op] = counts.get(node.op, 0) + 1
+            op = "Const" if is_external_const(node) else node.op
+            counts[op] = counts.get(op, 0) + 1
         return counts
 
 
@@ -310,8 +340,10 @@ def _freeze_concrete(concrete, inputs: dict, outputs, output_names=None, input_n
     # Variables -> constants
     values = _capture_values(concrete)
     gd = inline_functions(gd)
-    gd = _replace_resources(gd, values)
-    return _finish(gd, specs, out_map)
+    constants: dict[str, np.ndarray] = {}
+    gd = _replace_resources(gd, values, constants)
+    del values
+    return _finish(gd, specs, out_map, constants)
 
 
 def _capture_values(concrete) -> dict[str, np.ndarray]:
@@ -333,7 +365,7 @@ def _capture_values(concrete) -> dict[str, np.ndarray]:
     return values
 
 
-def _replace_resources(gd, values: dict):
+def _replace_resources(gd, values: dict, constants: dict):
     import tensorflow as tf
 
     out = _graph_def_class()()
@@ -354,7 +386,7 @@ def _replace_resources(gd, values: dict):
         if n.name in values and n.op in ("Placeholder", "Identity"):
             kind, value = values[n.name]
             if kind == "const":
-                out.node.append(_const_node(n.name, value))
+                out.node.append(_const_node(n.name, value, constants))
             # resource placeholders vanish; their ReadVariableOps become Consts
             continue
         if n.op in ("ReadVariableOp", "ResourceGather") and _src(n.input[0]) in resource_like:
@@ -365,16 +397,16 @@ def _replace_resources(gd, values: dict):
                 new.op = "GatherV2"
                 del new.input[:]
                 const_name = n.name + "/params"
-                out.node.append(_const_node(const_name, value))
+                out.node.append(_const_node(const_name, value, constants))
                 new.input.extend([const_name, n.input[1], n.name + "/axis"])
-                out.node.append(_const_node(n.name + "/axis", np.array(0, np.int32)))
+                out.node.append(_const_node(n.name + "/axis", np.array(0, np.int32), constants))
                 new.attr["Tparams"].type = new.attr["dtype"].type
                 for key in ("dtype", "batch_dims_attr", "validate_indices", "_class"):
                     if key in new.attr:
                         del new.attr[key]
                 new.attr["batch_dims"].i = 0
                 continue
-            out.node.append(_const_node(n.name, value, control=[i for i in n.input if i.startswith("^")]))
+            out.node.append(_const_node(n.name, value, constants))
             continue
         out.node.append(n)
     del node_by_name
@@ -392,9 +424,11 @@ def _freeze_pb(path: Path, inputs: dict, outputs) -> FrozenGraph:
         raise FreezeError(f"'{path}' holds an empty GraphDef", "pass a frozen GraphDef with nodes")
     if any(n.op in ("VariableV2", "VarHandleOp", "Variable") for n in gd.node):
         raise FreezeError(f"'{path}' still has variables", "freeze it first (convert_variables_to_constants)")
+    constants: dict[str, np.ndarray] = {}
+    gd = externalize_constants(gd, constants)
     gd = inline_functions(gd)
     names = {n.name: n for n in gd.node}
-    placeholders = [n for n in gd.node if n.op in ("Placeholder", "PlaceholderV2")]
+    placeholders = [n for n in gd.node if n.op in ("Placeholder", "PlaceholderV2") and not is_external_const(n)]
     unknown = set(inputs) - {p.name for p in placeholders}
     if unknown:
         raise FreezeError(f"unknown input name(s) {sorted(unknown)}; the graph's placeholders are "
@@ -430,7 +464,7 @@ def _freeze_pb(path: Path, inputs: dict, outputs) -> FrozenGraph:
         if not sinks:
             raise FreezeError("cannot tell the graph's outputs", "name them with --output")
         out_map = {s: s + ":0" for s in sinks}
-    return _finish(gd, specs, out_map)
+    return _finish(gd, specs, out_map, constants)
 
 
 # --------------------------------------------------------------------------- graph surgery
@@ -442,17 +476,48 @@ def _src(name: str) -> str:
     return name.split(":")[0]
 
 
-def _const_node(name: str, value: np.ndarray, control=None):
+def _const_node(name: str, value: np.ndarray, constants: dict):
+    """A Const node, or for big values a marked placeholder with the value kept in ``constants``."""
     import tensorflow as tf
     from tensorflow.core.framework import node_def_pb2
 
     node = node_def_pb2.NodeDef()
     node.name = name
-    node.op = "Const"
     value = np.asarray(value)
     node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
-    node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+    if value.nbytes > EXTERNAL_CONST_BYTES and value.dtype.kind in "fiub":
+        node.op = "Placeholder"
+        for d in value.shape:
+            node.attr["shape"].shape.dim.add().size = int(d)
+        node.attr[EXTERNAL_ATTR].b = True
+        constants[name] = value
+    else:
+        node.op = "Const"
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+        constants.pop(name, None)
     return node
+
+
+def is_external_const(node) -> bool:
+    return node.op == "Placeholder" and EXTERNAL_ATTR in node.attr
+
+
+def externalize_constants(gd, constants: dict):
+    """Move the big values of a GraphDef's Const nodes into ``constants`` (for frozen .pb input)."""
+    import tensorflow as tf
+
+    out = _graph_def_class()()
+    out.versions.CopyFrom(gd.versions)
+    out.library.CopyFrom(gd.library)
+    for n in gd.node:
+        if n.op == "Const" and n.attr["value"].tensor.ByteSize() > EXTERNAL_CONST_BYTES:
+            value = tf.make_ndarray(n.attr["value"].tensor)
+            new = _const_node(n.name, value, constants)
+            new.input.extend(i for i in n.input if i.startswith("^"))
+            out.node.append(new)
+        else:
+            out.node.append(n)
+    return out
 
 
 def inline_functions(gd, max_depth: int = 32):
@@ -523,7 +588,7 @@ def inline_functions(gd, max_depth: int = 32):
     return gd
 
 
-def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str]) -> FrozenGraph:
+def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str], constants: dict) -> FrozenGraph:
     """Rename inputs/outputs, prune, drop passthrough nodes, fold constants."""
     from tensorflow.core.framework import node_def_pb2  # noqa: F401
 
@@ -538,6 +603,9 @@ def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str]) ->
             # the public name is taken by another node: move that node aside
             rename[public] = public + "/_renamed"
     _rename_nodes(gd, rename)
+    for old, new in rename.items():
+        if old in constants:
+            constants[new] = constants.pop(old)
     spec_by_name = {s.name: s for _, s in specs}
     for n in gd.node:
         if n.name in spec_by_name and n.op in ("Placeholder", "PlaceholderV2"):
@@ -573,10 +641,12 @@ def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str]) ->
     outputs = list(out_map)
     keep = set(outputs) | {s.name for _, s in specs}
     gd = strip_and_prune(gd, outputs, keep)
-    gd = fold_constants(gd, {s.name for _, s in specs})
+    gd = fold_constants(gd, {s.name for _, s in specs}, constants)
     gd = strip_and_prune(gd, outputs, keep)
     gd = add_shapes(gd)
-    return FrozenGraph(gd, [s for _, s in specs], outputs)
+    present = {n.name for n in gd.node if is_external_const(n)}
+    constants = {k: v for k, v in constants.items() if k in present}
+    return FrozenGraph(gd, [s for _, s in specs], outputs, constants=constants)
 
 
 def add_shapes(gd):
@@ -709,7 +779,7 @@ def strip_and_prune(gd, outputs: list[str], keep: set[str]):
     return out
 
 
-def fold_constants(gd, input_names: set[str]):
+def fold_constants(gd, input_names: set[str], constants: dict):
     """Evaluate every subgraph that depends on no input and replace it by Const nodes.
 
     Runs TensorFlow once on all the frontier tensors (constant tensors consumed
@@ -725,6 +795,9 @@ def fold_constants(gd, input_names: set[str]):
                         "Placeholder", "PlaceholderWithDefault", "VarHandleOp", "ReadVariableOp"}
     for name in order:
         n = nodes[name]
+        if is_external_const(n):
+            const.add(name)
+            continue
         if name in input_names or n.op in nondeterministic or n.op in _CALL_OPS:
             continue
         if n.op == "Const" or (n.input and all(_src(i) in const for i in n.input)):
@@ -737,7 +810,7 @@ def fold_constants(gd, input_names: set[str]):
         if n.name in const:
             continue
         for i in n.input:
-            if _src(i) in const and nodes[_src(i)].op != "Const":
+            if _src(i) in const and nodes[_src(i)].op != "Const" and not is_external_const(nodes[_src(i)]):
                 consumers_nonconst.add(i if ":" in i else i + ":0")
     frontier = sorted(consumers_nonconst)
     if not frontier:
@@ -760,14 +833,15 @@ def fold_constants(gd, input_names: set[str]):
     with tf.Graph().as_default() as g:
         tf.graph_util.import_graph_def(sub, name="")
         fetches = [g.get_tensor_by_name(t) for t in frontier]
+        feed = {g.get_tensor_by_name(k + ":0"): v for k, v in constants.items() if k in needed}
         with tf.compat.v1.Session(graph=g) as sess:
-            values = sess.run(fetches)
+            values = sess.run(fetches, feed_dict=feed)
     folded = dict(zip(frontier, values))
     out = _graph_def_class()()
     out.versions.CopyFrom(gd.versions)
     added = set()
     for n in gd.node:
-        if n.name in const and n.op != "Const":
+        if n.name in const and n.op != "Const" and not is_external_const(n):
             continue
         new_inputs = []
         for i in n.input:
@@ -775,7 +849,7 @@ def fold_constants(gd, input_names: set[str]):
             if key in folded:
                 cname = _folded_name(key)
                 if cname not in added:
-                    out.node.append(_const_node(cname, folded[key]))
+                    out.node.append(_const_node(cname, folded[key], constants))
                     added.add(cname)
                 new_inputs.append(cname)
             else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConversionError, UnsupportedOpsError
-from .freeze import FrozenGraph, TensorSpec, _src
+from .freeze import EXTERNAL_ATTR, FrozenGraph, TensorSpec, _src
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,11 @@ def from_frozen(frozen: FrozenGraph) -> Graph:
     nodes = []
     for name in order:
         nd = defs[name]
+        if nd.op == "Placeholder" and EXTERNAL_ATTR in nd.attr:
+            value = frozen.constants[name]
+            nodes.append(Node(nd.name, "Const", [], {"dtype": value.dtype.name, "value": value},
+                              [tuple(value.shape)]))
+            continue
         attrs = {k: decode_attr(v) for k, v in nd.attr.items() if k != "_output_shapes" and not k.startswith("_class")}
         shapes = []
         if "_output_shapes" in nd.attr:

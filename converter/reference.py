@@ -336,7 +336,10 @@ def _conv_core(x, p, kernel, w_mat, w_dw, bias_b):
         elif tuple(xp.shape[2:]) != tuple(out):
             xp = xp[(slice(None), slice(None)) + tuple(slice(0, o) for o in out)]
         cols = xp.reshape(n, c, -1)
-        y = np.matmul(w_mat[0], cols)
+        if n == 1:
+            y = np.matmul(w_mat[0], cols[0])[None]
+        else:
+            y = np.matmul(w_mat[0], cols)
     elif w_dw is not None and cpg == 1:
         mult = k // c
         if mult > 1:
@@ -356,7 +359,10 @@ def _conv_core(x, p, kernel, w_mat, w_dw, bias_b):
         win = _windows(xp, ks, stride, dil, out)  # (N, C, *out, *k)
         perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
         cols = np.ascontiguousarray(win.transpose(perm)).reshape(n, g, cpg * int(np.prod(ks)), -1)
-        y = np.matmul(w_mat, cols)  # (N, g, K/g, P)
+        if n == 1 and g == 1:
+            y = np.matmul(w_mat[0], cols[0, 0])
+        else:
+            y = np.matmul(w_mat, cols)  # (N, g, K/g, P): one batched matmul over groups
     y = y.reshape((n, k) + tuple(out))
     if bias_b is not None:
         y += bias_b
@@ -563,15 +569,27 @@ def _pooling(rec, p, w, ins):
     pads = _spatial_padding(x.shape[-nd:], ks, stride, dil, p["pre_padding"], p["post_padding"], p["padding_mode"])
     out = [q[3] for q in pads]
     kind = p["pooling"]
-    win_axes = tuple(range(x.ndim, x.ndim + nd))
+    lead = (slice(None),) * (x.ndim - nd)
+
+    def over_taps(xp, combine):
+        # one strided slice per window tap (fast), combined elementwise in place
+        acc = None
+        for tap in np.ndindex(*ks):
+            idx = lead + tuple(slice(tap[i], tap[i] + (out[i] - 1) * stride[i] + 1, stride[i]) for i in range(nd))
+            if acc is None:
+                acc = xp[idx].copy()
+            else:
+                combine(acc, xp[idx], out=acc)
+        return acc
+
     res_max = res_avg = None
     if kind in ("MAX", "MAX_AVERAGE_BLEND"):
         low = -np.inf if _is_float(x) else np.iinfo(x.dtype).min
         xp = _pad_spatial(x, [(b, a + e) for b, a, e, _ in pads], value=low)
-        res_max = _windows(xp, ks, stride, dil, out).max(axis=win_axes)
+        res_max = over_taps(xp, np.maximum)
     if kind in ("AVERAGE", "MAX_AVERAGE_BLEND"):
         xp = _pad_spatial(x, [(b, a + e) for b, a, e, _ in pads], value=0)
-        sums = _windows(xp, ks, stride, dil, out).sum(axis=win_axes, dtype=x.dtype)
+        sums = over_taps(xp, np.add)
         # denominator: window overlap with the (padded or unpadded) input
         counts = None
         for i in range(nd):

@@ -363,10 +363,12 @@ def _read_topk(layer):
 
 def _build_topk(net, ins, p, w, keep):
     op = _trt_enum("TopKOperation", p["op"])
+    dynamic_k = len(ins) > 1 and ins[1] is not None
+    k = 1 if dynamic_k else p["k"]  # a K tensor overrides the static K (read back as -1)
     if "indices_type" in p and p["indices_type"] != "INT32":
-        layer = net.add_topk(ins[0], op, p["k"], p["axes"], _trt_dtype(p["indices_type"]))
+        layer = net.add_topk(ins[0], op, k, p["axes"], _trt_dtype(p["indices_type"]))
     else:
-        layer = net.add_topk(ins[0], op, p["k"], p["axes"])
+        layer = net.add_topk(ins[0], op, k, p["axes"])
     _set_optional_inputs(layer, ins, 1)
     return layer
 

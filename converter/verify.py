@@ -183,11 +183,14 @@ class TensorFlowRunner:
             tf.graph_util.import_graph_def(frozen.graph_def, name="")
         self.session = tf.compat.v1.Session(graph=self.graph)
         self.frozen = frozen
+        # big constants are placeholders in the frozen GraphDef: feed their values
+        self._constant_feeds = {self.graph.get_tensor_by_name(k + ":0"): v for k, v in frozen.constants.items()}
 
     def run(self, feeds: dict, fetches: list[str]) -> dict[str, np.ndarray]:
         names = [f if ":" in f else f + ":0" for f in fetches]
         tensors = [self.graph.get_tensor_by_name(n) for n in names]
-        feed = {self.graph.get_tensor_by_name(k + ":0"): v for k, v in feeds.items()}
+        feed = dict(self._constant_feeds)
+        feed.update({self.graph.get_tensor_by_name(k + ":0"): v for k, v in feeds.items()})
         values = self.session.run(tensors, feed_dict=feed)
         return dict(zip(fetches, values))
 
