@@ -29,6 +29,8 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--output", action="append", default=[], metavar="NAME", help="output to keep (repeatable)")
     p.add_argument("--signature", default="serving_default", help="SavedModel signature")
     p.add_argument("--verify", action="store_true", help="compare with TensorFlow after building")
+    p.add_argument("--check-intermediates", action="store_true",
+                   help="with --verify, also compare every intermediate TF tensor that has a TensorRT counterpart")
     p.add_argument("--inputs-npz", help="real inputs for --verify (arrays named after the inputs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
     p.add_argument("--rtol", type=float, default=1e-4)
@@ -139,11 +141,15 @@ def _convert(args, result: dict, console) -> int:
 
         t = time.perf_counter()
         report = verify(frozen, net.snapshot, inputs_npz=args.inputs_npz, seed=args.seed,
-                        rtol=args.rtol, atol=args.atol)
+                        rtol=args.rtol, atol=args.atol, intermediates=args.check_intermediates)
         timings["verify"] = time.perf_counter() - t
         result["verification"] = {"checked": report.checked, "passed": report.passed,
                                   "outputs": [{k: o[k] for k in ("name", "max_abs_err", "max_rel_err", "passed")}
                                               for o in report.to_dict()["outputs"]]}
+        if report.intermediates is not None:
+            result["verification"]["intermediates"] = {k: report.intermediates[k] for k in ("checked", "failed")}
+        if report.first_divergence is not None:
+            result["verification"]["first_divergence"] = report.first_divergence
         console.print(report.render())
 
     meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": inputs_meta, "outputs": output_names})

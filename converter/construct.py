@@ -98,9 +98,13 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> Conve
             _check_shape(node, idx, value)
             if not value.is_const:
                 ctx.tensor_map[ref] = (value.tensor.name, value.layout)
-    for ref, target in aliases.items():
-        if target is not None and target in ctx.tensor_map:
-            ctx.tensor_map[ref] = ctx.tensor_map[target]
+    produced = dict(ctx.tensor_map)
+    for ref, target in aliases.items():  # values folded away have no TensorRT counterpart
+        if target is None:
+            ctx.tensor_map.pop(ref, None)
+    for ref, target in aliases.items():  # the end of a folded chain lives in the layer that absorbed it
+        if target is not None and target in produced:
+            ctx.tensor_map[ref] = produced[target]
     ctx.node = None
     _mark_outputs(ctx, graph)
     log.info("constructed %d layers", network.num_layers)

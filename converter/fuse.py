@@ -136,9 +136,13 @@ def _fold_affine_into_conv(graph: Graph) -> None:
         conv.attrs["_bias"] = bias.astype(np.float32)
         conv.attrs["_fused"] = [n.name for n in chain]
         last = chain[-1]
+        # only the chain's last value exists in the network (as the convolution's output);
+        # the convolution's own pre-bias value and the steps in between have no counterpart
+        graph.aliases[f"{conv.name}:0"] = None
         for n in chain:
-            graph.aliases[f"{n.name}:0"] = f"{conv.name}:0"
+            graph.aliases[f"{n.name}:0"] = None
             removed.add(n.name)
+        graph.aliases[f"{last.name}:0"] = f"{conv.name}:0"
         # consumers of the chain end now read the conv
         for user in graph.consumers.get(last.name, []):
             user.inputs = [f"{conv.name}:0" if r == f"{last.name}:0" else r for r in user.inputs]

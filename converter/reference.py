@@ -408,7 +408,6 @@ def _deconv(rec, p, w, ins):
         idx = (slice(None), slice(None)) + tuple(
             slice(tap[i] * dil[i], tap[i] * dil[i] + (spatial[i] - 1) * stride[i] + 1, stride[i]) for i in range(nd))
         y[idx] += cols[(slice(None), slice(None)) + tap]
-    out_shape = rec["outputs"][0]["shape"]
     crops = []
     for i in range(nd):
         if p["padding_mode"] in ("SAME_UPPER", "SAME_LOWER"):
@@ -419,8 +418,6 @@ def _deconv(rec, p, w, ins):
         else:
             crops.append((p["pre_padding"][i], p["post_padding"][i]))
     y = _pad_spatial(y, [(-b, -a) for b, a in crops])
-    if out_shape is not None and len(out_shape) == y.ndim:
-        pass
     if bias is not None:
         y += np.asarray(bias).reshape((1, k) + (1,) * nd)
     return y
@@ -1165,6 +1162,49 @@ def _cumulative(rec, p, w, ins):
     if p["reverse"]:
         y = np.flip(y, axis)
     return y
+
+
+# ----------------------------------------------------------------------------- quantize / dequantize
+
+def _qdq_params(rec, p, x, scale, zero):
+    if p.get("block_shape"):
+        raise UnsupportedLayerError(rec["name"], rec["type"], "block quantization")
+    axis = p["axis"]
+    if axis < 0:
+        axis += x.ndim
+    shape = [1] * x.ndim
+    if scale.size > 1:
+        shape[axis] = -1
+    scale = scale.reshape(shape)
+    zero = None if zero is None else zero.reshape(shape)
+    return scale, zero
+
+
+@_impl("QUANTIZE")
+def _quantize(rec, p, w, ins):
+    x, scale = ins[0], ins[1]
+    zero = ins[2] if len(ins) > 2 else None
+    scale, zero = _qdq_params(rec, p, x, scale, zero)
+    to = _np_dtype(rec["outputs"][0]["dtype"])
+    if not np.issubdtype(to, np.integer):
+        raise UnsupportedLayerError(rec["name"], rec["type"], f"quantization to {to}")
+    q = np.round(x / scale.astype(x.dtype))  # round half to even
+    if zero is not None:
+        q = q + zero.astype(x.dtype)
+    info = np.iinfo(to)
+    return np.clip(q, info.min, info.max).astype(to)
+
+
+@_impl("DEQUANTIZE")
+def _dequantize(rec, p, w, ins):
+    x, scale = ins[0], ins[1]
+    zero = ins[2] if len(ins) > 2 else None
+    scale, zero = _qdq_params(rec, p, x, scale, zero)
+    to = _np_dtype(rec["outputs"][0]["dtype"])
+    v = x.astype(to)
+    if zero is not None:
+        v = v - zero.astype(to)
+    return v * scale.astype(to)
 
 
 SUPPORTED_LAYER_TYPES = frozenset(_IMPLS)

@@ -612,6 +612,32 @@ _spec("GRID_SAMPLE")((
 ))
 
 
+# -- quantize / dequantize
+
+def _read_qdq(layer):
+    params = {"axis": int(layer.axis), "to_type": _enum(layer.to_type)}
+    try:  # raises when no block shape is set (per-tensor / per-axis quantization)
+        block = layer.block_shape
+    except (AttributeError, RuntimeError):
+        block = None
+    params["block_shape"] = _dims(block) if block is not None and len(_dims(block) or []) else None
+    return params, {}
+
+
+def _build_qdq(net, ins, p, w, keep, dequantize=False):
+    add = net.add_dequantize if dequantize else net.add_quantize
+    layer = add(ins[0], ins[1], _trt_dtype(p["to_type"]))
+    layer.axis = p["axis"]
+    if p.get("block_shape") is not None:
+        layer.block_shape = tuple(p["block_shape"])
+    _set_optional_inputs(layer, ins, 2)
+    return layer
+
+
+_spec("QUANTIZE")((_read_qdq, _build_qdq))
+_spec("DEQUANTIZE")((_read_qdq, lambda *a: _build_qdq(*a, dequantize=True)))
+
+
 SUPPORTED_LAYER_TYPES = frozenset(_SPECS)
 
 
@@ -675,11 +701,18 @@ def _tensor_record(tensor) -> dict:
 
 
 class Snapshot:
-    """A TensorRT network as JSON-able topology + named numpy weights."""
+    """A TensorRT network as JSON-able topology + named numpy weights.
+
+    ``meta`` holds free-form JSON-able annotations (for example which TensorFlow
+    tensor each TensorRT tensor stands for).  It is saved with the snapshot but is
+    not part of the network's identity: ``==`` and :meth:`digest` ignore it.
+    """
 
     def __init__(self, topology: dict, weights: dict[str, np.ndarray]):
         if topology.get("format") != FORMAT:
             raise SnapshotError(f"not a {FORMAT} snapshot (format={topology.get('format')!r})")
+        topology = dict(topology)
+        self.meta: dict = dict(topology.pop("meta", None) or {})
         self.topology = topology
         self.weights = {k: np.asarray(v) for k, v in weights.items()}
         self._keepalive: list[list[np.ndarray]] = []
@@ -831,8 +864,9 @@ class Snapshot:
         return canonical_json(self.topology)
 
     def save(self, directory) -> None:
+        """Write ``network.json`` (canonical; ``meta`` included) and ``weights.npz``, each atomically."""
         os.makedirs(directory, exist_ok=True)
-        text = self.canonical_json()
+        text = canonical_json(dict(self.topology, meta=self.meta)) if self.meta else self.canonical_json()
         buf = io.BytesIO()
         np.savez(buf, **{k: self.weights[k] for k in sorted(self.weights)})
         for name, data in ((WEIGHTS_NAME, buf.getvalue()), (JSON_NAME, text.encode("utf-8"))):

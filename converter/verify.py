@@ -66,16 +66,20 @@ class VerificationReport:
     outputs: list[OutputComparison] = field(default_factory=list)
     samples: int = 1
     first_divergence: dict | None = None
+    intermediates: dict | None = None
 
     @property
     def passed(self) -> bool:
-        return bool(self.outputs) and all(o.passed for o in self.outputs)
+        ok = bool(self.outputs) and all(o.passed for o in self.outputs)
+        return ok and not (self.intermediates and self.intermediates["failed"])
 
     def to_dict(self) -> dict:
         d = {"checked": self.checked, "passed": self.passed, "samples": self.samples,
              "outputs": [o.to_dict() for o in self.outputs]}
         if self.first_divergence is not None:
             d["first_divergence"] = self.first_divergence
+        if self.intermediates is not None:
+            d["intermediates"] = self.intermediates
         return d
 
     def render(self) -> str:
@@ -86,6 +90,10 @@ class VerificationReport:
                 f"  {status} | {o.name} {tuple(o.shape)}: max_abs_err={o.max_abs_err:.3g} "
                 f"max_rel_err={o.max_rel_err:.3g} out_of_tol={o.out_of_tolerance:.3%} "
                 f"(rtol={o.rtol:g}, atol={o.atol:g}){' ' + o.message if o.message else ''}")
+        if self.intermediates is not None:
+            im = self.intermediates
+            status = "PASSED" if not im["failed"] else "FAILED"
+            lines.append(f"  {status} | intermediates: {im['checked'] - im['failed']}/{im['checked']} TF tensors agree")
         n_pass = sum(o.passed for o in self.outputs)
         lines.append(f"  {'PASSED' if self.passed else 'FAILED'} | {n_pass}/{len(self.outputs)} outputs passed")
         if self.first_divergence:
@@ -206,13 +214,15 @@ def run_reference(snapshot, feeds: dict, outputs: list[str] | None = None, keep_
 
 def verify(frozen: FrozenGraph, snapshot=None, engine: bytes | None = None, inputs_npz: str | None = None,
            seed: int = 0, samples: int = 1, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-           tolerances: dict[str, tuple[float, float]] | None = None, bisect_on_failure: bool = True
-           ) -> VerificationReport:
+           tolerances: dict[str, tuple[float, float]] | None = None, bisect_on_failure: bool = True,
+           intermediates: bool = False) -> VerificationReport:
     """Compare TensorFlow with the converted model.
 
     Runs ``engine`` on the GPU when given (needs a GPU + TensorRT), else the
     ``snapshot`` on the reference executor.  ``tolerances`` maps output names
-    to ``(rtol, atol)`` overrides.
+    to ``(rtol, atol)`` overrides.  ``intermediates=True`` also compares every
+    TF tensor that has a TensorRT counterpart (first input set), which catches
+    errors that a saturated output (e.g. a softmax over tiny logits) hides.
     """
     if snapshot is None and engine is None:
         raise VerificationError("nothing to verify: give a snapshot or an engine")
@@ -244,6 +254,15 @@ def verify(frozen: FrozenGraph, snapshot=None, engine: bytes | None = None, inpu
             if prev is None or _worse(cmp, prev):
                 worst[name] = cmp
     report = VerificationReport(checked, [worst[n] for n in frozen.outputs], len(input_sets))
+    if intermediates and snapshot is not None:
+        results = compare_intermediates(frozen, snapshot, input_sets[0], rtol, atol, tf_runner)
+        failed = [(node, op, c) for node, op, c in results if not c.passed]
+        report.intermediates = {"checked": len(results), "failed": len(failed),
+                                "failures": [{"node": n, "op": op, "max_abs_err": _finite(c.max_abs_err)}
+                                             for n, op, c in failed[:10]]}
+        if failed and report.first_divergence is None:
+            n, op, c = failed[0]
+            report.first_divergence = {"node": n, "op": op, "tensor": c.name, "max_abs_err": _finite(c.max_abs_err)}
     if not report.passed and bisect_on_failure and snapshot is not None:
         try:
             report.first_divergence = bisect(frozen, snapshot, input_sets[0], rtol, atol, tf_runner)
@@ -261,29 +280,42 @@ def _worse(a: OutputComparison, b: OutputComparison) -> bool:
         b.max_abs_err if not math.isnan(b.max_abs_err) else math.inf)
 
 
-def bisect(frozen: FrozenGraph, snapshot, feeds: dict, rtol: float, atol: float, tf_runner=None) -> dict | None:
-    """Name the first TF node (in topological order) whose value in the network diverges from TensorFlow."""
+def compare_intermediates(frozen: FrozenGraph, snapshot, feeds: dict, rtol: float, atol: float,
+                          tf_runner=None) -> list[tuple[str, str, OutputComparison]]:
+    """Compare every TF tensor that has a TensorRT counterpart, in topological order.
+
+    Like Polygraphy's ``--mark all``: the snapshot's ``tensor_map`` says which
+    TensorRT tensor (and in which axis order) holds each TF tensor's value.
+    Returns ``(node, op, comparison)`` triples.
+    """
     from .freeze import _topo_order
     from .reference import ReferenceExecutor
 
     tensor_map = snapshot.meta.get("tensor_map", {})
     if not tensor_map:
-        return None
+        return []
     runner = tf_runner or TensorFlowRunner(frozen)
     got = ReferenceExecutor(snapshot).run(feeds, keep_intermediates=True)
     order = _topo_order(frozen.graph_def)
     ops = {n.name: n.op for n in frozen.graph_def.node}
-    candidates = [ref for ref in tensor_map if ref.split(":")[0] in ops]
     position = {name: i for i, name in enumerate(order)}
-    candidates.sort(key=lambda r: position.get(r.split(":")[0], 0))
+    candidates = [ref for ref in tensor_map if ref.split(":")[0] in ops and tensor_map[ref][0] in got]
+    candidates.sort(key=lambda r: (position.get(r.split(":")[0], 0), r))
     ref_values = runner.run(feeds, candidates)
+    results = []
     for ref in candidates:
         trt_name, perm = tensor_map[ref]
-        if trt_name not in got:
-            continue
-        value = np.transpose(got[trt_name], np.argsort(perm)) if len(perm) > 1 else got[trt_name]
-        cmp = compare(ref, value, ref_values[ref], rtol, atol)
+        value = got[trt_name]
+        if len(perm) > 1:
+            value = np.transpose(value, np.argsort(perm))
+        node = ref.split(":")[0]
+        results.append((node, ops.get(node, "?"), compare(ref, value, ref_values[ref], rtol, atol)))
+    return results
+
+
+def bisect(frozen: FrozenGraph, snapshot, feeds: dict, rtol: float, atol: float, tf_runner=None) -> dict | None:
+    """Name the first TF node (in topological order) whose value in the network diverges from TensorFlow."""
+    for node, op, cmp in compare_intermediates(frozen, snapshot, feeds, rtol, atol, tf_runner):
         if not cmp.passed:
-            node = ref.split(":")[0]
-            return {"node": node, "op": ops.get(node, "?"), "tensor": ref, "max_abs_err": _finite(cmp.max_abs_err)}
+            return {"node": node, "op": op, "tensor": cmp.name, "max_abs_err": _finite(cmp.max_abs_err)}
     return None

@@ -1,16 +1,186 @@
-"""Shared building blocks so each converter stays a few lines long."""
+"""Shared building blocks so each converter stays a few lines long.
+
+Conventions every converter follows:
+
+* ``register`` (not ``tf_op`` directly) adds the checks all ops share (no
+  float64 anywhere: TensorRT has none) and narrows int64 to int32 on the way
+  in (TensorRT computes indices and shapes in int32; values must fit).
+* When every input is a constant the converter computes the result in numpy
+  (shape arithmetic after ``Shape`` never reaches TensorRT); ops that do this
+  say ``folds=True`` so the support check knows their outputs are static.
+* Tensors keep their layout (``Value.perm``) wherever the op does not care
+  about axis order; axis arguments are mapped to physical axes instead.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..context import ConversionContext, Value, channels_first_perm, identity_perm
+from ..context import ConversionContext, Value, channels_first_perm, identity_perm, inverse_perm
+from ..errors import ConversionError
+from ..registry import tf_op
+
+FLOAT_DTYPES = ("float32", "float16")
+#: ops whose converter computes the output in numpy when all inputs are constants
+FOLDABLE_OPS: set[str] = {"Const"}
+#: ops whose output is static whatever their input (static shapes)
+SHAPE_OPS = {"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"}
+_TYPE_ATTRS = ("T", "dtype", "SrcT", "DstT", "Tparams", "Tidx", "out_type", "output_type", "Tpaddings",
+               "Tmultiples", "Tshape", "Tindices", "Taxis", "Tlen", "Tsplits", "index_type", "Index", "Tperm")
 
 
+# ------------------------------------------------------------------ registration and checks
 def trt_enum(ctx: ConversionContext, enum_name: str, member: str):
     return getattr(getattr(ctx.trt, enum_name), member)
 
 
+def node_dtypes(node) -> list[str]:
+    """Every dtype named by the node's type attributes."""
+    found = []
+    for key in _TYPE_ATTRS:
+        value = node.attrs.get(key)
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str))
+    return found
+
+
+def reject_float64(node, graph):
+    if any(d in ("float64", "double", "complex64", "complex128") for d in node_dtypes(node)):
+        return ConversionError(node.name, node.op, "float64/complex tensors are not supported (TensorRT has no float64)",
+                               "build the model in float32 (keras.config.set_floatx('float32'), "
+                               "tf.cast(..., tf.float32) or dtype=tf.float32 constants)")
+    return None
+
+
+def float_only(attr: str = "T"):
+    """A check: the op's ``attr`` dtype must be float32/float16."""
+
+    def check(node, graph):
+        dtype = node.attr(attr, "float32")
+        if dtype not in FLOAT_DTYPES:
+            return ConversionError(node.name, node.op, f"{attr}={dtype} is not supported (float32/float16 only)",
+                                   "cast the operands to float32 in the model")
+        return None
+
+    return check
+
+
+def is_static(graph, ref: str) -> bool:
+    """Whether ``ref`` is known at conversion time (a constant or shape arithmetic on static shapes)."""
+    from ..freeze import _src
+
+    cache = graph.__dict__.setdefault("_tf2trt_static", {})
+    name = _src(ref)
+    if name in cache:
+        return cache[name]
+    node = graph.by_name.get(name)
+    if node is None:
+        result = False
+    elif node.op == "Const" or node.op in SHAPE_OPS:
+        result = True
+    elif node.op in FOLDABLE_OPS or node.op in ("Identity", "Snapshot", "StopGradient", "IdentityN"):
+        cache[name] = False  # guards against cycles (none in a valid graph)
+        result = bool(node.inputs) and all(is_static(graph, r) for r in node.inputs)
+    else:
+        result = False
+    cache[name] = result
+    return result
+
+
+def static_inputs(*indices: int, what: str = "this input"):
+    """A check: the inputs at ``indices`` must be static (negative indices count from the end)."""
+
+    def check(node, graph):
+        for i in indices:
+            if -len(node.inputs) <= i < len(node.inputs) and not is_static(graph, node.inputs[i]):
+                return ConversionError(node.name, node.op, f"{what} must be a constant or computed from static shapes",
+                                       "give the model static shapes and constant parameters")
+        return None
+
+    return check
+
+
+def attr_check(predicate, message: str, hint: str | None = None):
+    """A check from a predicate on the node: ``predicate(node, graph)`` True means supported."""
+
+    def check(node, graph):
+        if not predicate(node, graph):
+            return ConversionError(node.name, node.op, message, hint)
+        return None
+
+    return check
+
+
+def _narrow_input(ctx: ConversionContext, value: Value | None) -> Value | None:
+    if value is None:
+        return None
+    if value.is_const:
+        if value.const.dtype == np.int64:
+            return Value(const=value.const.astype(np.int32))
+        return value
+    if value.dtype == np.int64:
+        return cast(ctx, value, np.int32, suffix="narrow")
+    return value
+
+
+def register(*ops: str, layers=(), restrictions: str = "", check=None, folds: bool = False):
+    """``tf_op`` plus the shared checks and the int64 → int32 narrowing of inputs."""
+    checks = [reject_float64] + (list(check) if isinstance(check, (list, tuple)) else [check] if check else [])
+
+    def combined(node, graph):
+        problems = []
+        for fn in checks:
+            result = fn(node, graph)
+            if result:
+                problems.extend(result if isinstance(result, list) else [result])
+        return problems
+
+    def decorate(fn):
+        def convert(ctx, node, inputs):
+            return fn(ctx, node, [_narrow_input(ctx, v) for v in inputs])
+
+        convert.__name__ = fn.__name__
+        convert.__qualname__ = fn.__qualname__
+        convert.__module__ = fn.__module__
+        convert.__doc__ = fn.__doc__
+        convert.__wrapped__ = fn
+        tf_op(*ops, layers=layers, restrictions=restrictions, check=combined)(convert)
+        if folds:
+            FOLDABLE_OPS.update(ops)
+        return fn
+
+    return decorate
+
+
+# ------------------------------------------------------------------ small value helpers
+def all_const(values) -> bool:
+    return all(v is not None and v.is_const for v in values)
+
+
+def const_int_list(ctx: ConversionContext, value: Value, what: str) -> list[int]:
+    return [int(v) for v in np.asarray(ctx.as_const(value, what)).reshape(-1)]
+
+
+def const_scalar(ctx: ConversionContext, value: Value, what: str):
+    return np.asarray(ctx.as_const(value, what)).reshape(-1)[0]
+
+
+def tensor_of(ctx: ConversionContext, value: Value):
+    """The TensorRT tensor of ``value`` in its own layout (constants in logical order)."""
+    return ctx.tensor(value) if value.is_const else ctx.tensor(value, value.layout)
+
+
+def value_layout(value: Value) -> tuple[int, ...]:
+    return identity_perm(value.rank) if value.is_const else value.layout
+
+
+def np_dtype_of(value: Value) -> np.dtype:
+    return np.dtype(value.dtype)
+
+
+# ------------------------------------------------------------------ elementwise
 def _unify(ctx: ConversionContext, values: list[Value]) -> tuple[list, tuple[int, ...]]:
     """TensorRT tensors of equal rank and one physical layout for elementwise ops.
 
@@ -34,24 +204,20 @@ def _unify(ctx: ConversionContext, values: list[Value]) -> tuple[list, tuple[int
         elif v.rank == rank:
             tensors.append(ctx.tensor(v, layout))
         else:
-            t = ctx.logical(v)
-            shuffle = ctx.network.add_shuffle(t)
-            logical_shape = (1,) * (rank - v.rank) + v.shape
-            shuffle.reshape_dims = tuple(logical_shape[a] for a in layout)
-            ctx.name_layer(shuffle, "broadcast_rank")
-            tensors.append(shuffle.get_output(0))
+            # leading 1-dims: new logical axes 0..k-1; the tensor's own axes shift by k and keep their order
+            k = rank - v.rank
+            shifted = tuple(a + k for a in v.layout)
+            if tuple(a for a in layout if a >= k) == shifted:
+                have = layout  # the 1-dims can sit where the target layout wants them: a pure reshape
+            else:
+                have = tuple(range(k)) + shifted
+            logical_shape = (1,) * k + tuple(v.shape)
+            layer = ctx.network.add_shuffle(ctx.tensor(v, v.layout))
+            layer.reshape_dims = tuple(logical_shape[a] for a in have)
+            ctx.name_layer(layer, "broadcast_rank")
+            expanded = ctx.out(layer.get_output(0), have)
+            tensors.append(ctx.tensor(expanded, layout))
     return tensors, layout
-
-
-def elementwise(ctx: ConversionContext, a: Value, b: Value, op: str, dtype=None) -> Value:
-    """A broadcasting elementwise op; constant operands fold in numpy when both are constant."""
-    if a.is_const and b.is_const:
-        return Value(const=_numpy_elementwise(op, a.const, b.const))
-    a, b = _match_dtypes(ctx, a, b)
-    (ta, tb), layout = _unify(ctx, [a, b])
-    layer = ctx.network.add_elementwise(ta, tb, trt_enum(ctx, "ElementWiseOperation", op))
-    ctx.name_layer(layer)
-    return ctx.out(layer.get_output(0), layout)
 
 
 def _match_dtypes(ctx, a: Value, b: Value):
@@ -63,100 +229,318 @@ def _match_dtypes(ctx, a: Value, b: Value):
     return a, b
 
 
+def _int_div_trunc(a, b):
+    q = np.floor_divide(a, b)
+    r = a - q * b
+    fix = (r != 0) & ((a < 0) != (b < 0))
+    return q + fix.astype(q.dtype)
+
+
 _NUMPY_BINARY = {
     "SUM": np.add, "SUB": np.subtract, "PROD": np.multiply, "MAX": np.maximum, "MIN": np.minimum,
     "POW": np.power, "AND": np.logical_and, "OR": np.logical_or, "XOR": np.logical_xor,
-    "EQUAL": np.equal, "GREATER": np.greater, "LESS": np.less, "FLOOR_DIV": np.floor_divide,
+    "EQUAL": np.equal, "GREATER": np.greater, "LESS": np.less,
 }
 
 
-def _numpy_elementwise(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if op == "DIV":
-        if a.dtype.kind in "iu":
-            return np.trunc(a / b).astype(a.dtype)
-        return (a / b).astype(a.dtype)
-    return np.asarray(_NUMPY_BINARY[op](a, b))
+def numpy_elementwise(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TensorRT's elementwise semantics in numpy (integer DIV truncates, FLOOR_DIV floors)."""
+    with np.errstate(all="ignore"):
+        if op == "DIV":
+            if a.dtype.kind in "iu":
+                return _int_div_trunc(a, b).astype(a.dtype)
+            return np.asarray(a / b).astype(a.dtype)
+        if op == "FLOOR_DIV":
+            if a.dtype.kind in "iu":
+                return np.floor_divide(a, b).astype(a.dtype)
+            return np.floor(a / b).astype(a.dtype)
+        out = np.asarray(_NUMPY_BINARY[op](a, b))
+        if out.dtype != np.bool_ and out.dtype != a.dtype and a.dtype == b.dtype:
+            out = out.astype(a.dtype)
+        return out
+
+
+def elementwise(ctx: ConversionContext, a: Value, b: Value, op: str, suffix: str | None = None) -> Value:
+    """A broadcasting elementwise op; constant operands fold in numpy when both are constant."""
+    if a.is_const and b.is_const:
+        return Value(const=numpy_elementwise(op, a.const, b.const))
+    a, b = _match_dtypes(ctx, a, b)
+    (ta, tb), layout = _unify(ctx, [a, b])
+    layer = ctx.network.add_elementwise(ta, tb, trt_enum(ctx, "ElementWiseOperation", op))
+    ctx.name_layer(layer, suffix)
+    return ctx.out(layer.get_output(0), layout)
+
+
+def scalar_like(value: Value, number) -> Value:
+    """A scalar constant of ``value``'s dtype."""
+    return Value(const=np.asarray(number, dtype=np_dtype_of(value)))
+
+
+def select(ctx: ConversionContext, cond: Value, a: Value, b: Value, suffix: str | None = None) -> Value:
+    """``where(cond, a, b)`` with numpy broadcasting."""
+    if all_const([cond, a, b]):
+        return Value(const=np.where(cond.const, a.const, b.const))
+    a, b = _match_dtypes(ctx, a, b)
+    if cond.is_const:
+        cond = Value(const=cond.const.astype(np.bool_))
+    (tc, ta, tb), layout = _unify(ctx, [cond, a, b])
+    layer = ctx.network.add_select(tc, ta, tb)
+    ctx.name_layer(layer, suffix)
+    return ctx.out(layer.get_output(0), layout)
+
+
+# ------------------------------------------------------------------ unary / activation
+_NUMPY_UNARY = {
+    "ABS": np.abs, "NEG": np.negative, "SIGN": np.sign, "NOT": np.logical_not, "EXP": np.exp, "LOG": np.log,
+    "SQRT": np.sqrt, "CEIL": np.ceil, "FLOOR": np.floor, "ROUND": np.round, "RECIP": lambda x: 1 / x,
+    "ISINF": np.isinf, "ISNAN": np.isnan,
+}
 
 
 def unary(ctx: ConversionContext, x: Value, op: str, suffix: str | None = None) -> Value:
-    layer = ctx.network.add_unary(ctx.tensor(x, x.layout) if not x.is_const else ctx.tensor(x),
-                                  trt_enum(ctx, "UnaryOperation", op))
+    if x.is_const and op in _NUMPY_UNARY:
+        with np.errstate(all="ignore"):
+            out = np.asarray(_NUMPY_UNARY[op](x.const))
+        if out.dtype != np.bool_ and out.dtype != x.const.dtype:
+            out = out.astype(x.const.dtype)
+        return Value(const=out)
+    layer = ctx.network.add_unary(tensor_of(ctx, x), trt_enum(ctx, "UnaryOperation", op))
     ctx.name_layer(layer, suffix)
-    return ctx.out(layer.get_output(0), None if x.is_const else x.layout)
+    return ctx.out(layer.get_output(0), value_layout(x))
 
 
 def activation(ctx: ConversionContext, x: Value, kind: str, alpha: float | None = None,
                beta: float | None = None, suffix: str | None = None) -> Value:
-    layer = ctx.network.add_activation(ctx.tensor(x, x.layout) if not x.is_const else ctx.tensor(x),
-                                       trt_enum(ctx, "ActivationType", kind))
+    layer = ctx.network.add_activation(tensor_of(ctx, x), trt_enum(ctx, "ActivationType", kind))
     if alpha is not None:
         layer.alpha = float(alpha)
     if beta is not None:
         layer.beta = float(beta)
     ctx.name_layer(layer, suffix)
-    return ctx.out(layer.get_output(0), None if x.is_const else x.layout)
+    return ctx.out(layer.get_output(0), value_layout(x))
 
 
+def cast(ctx: ConversionContext, x: Value, np_dtype, suffix: str | None = "cast") -> Value:
+    """Cast to ``np_dtype``; int64 results are computed as int32 (TensorRT's index type)."""
+    from .. import trt as trtshim
+
+    target = np.dtype(np_dtype)
+    if target == np.int64:
+        target = np.dtype(np.int32)
+    if x.is_const:
+        arr = x.const
+        if target == np.bool_:
+            return Value(const=arr != 0)
+        if target.kind in "iu" and arr.dtype.kind == "f":
+            return Value(const=np.trunc(arr).astype(target))
+        return Value(const=arr.astype(target))
+    if target == x.dtype:
+        return x
+    layer = ctx.network.add_cast(ctx.tensor(x, x.layout), trtshim.trt_dtype(target))
+    ctx.name_layer(layer, suffix)
+    return ctx.out(layer.get_output(0), x.layout)
+
+
+# ------------------------------------------------------------------ reductions
 def normalize_axes(axes, rank: int) -> list[int]:
     axes = np.atleast_1d(np.asarray(axes)).astype(int).tolist()
     return sorted({a % rank for a in axes}) if rank else []
 
 
-def reduce(ctx: ConversionContext, x: Value, axes, keep_dims: bool, op: str) -> Value:
+def _reduced_layout(layout, axes) -> tuple[int, ...]:
+    kept = [a for a in layout if a not in axes]
+    order = sorted(kept)
+    return tuple(order.index(a) for a in kept)
+
+
+_NUMPY_REDUCE = {"SUM": np.sum, "PROD": np.prod, "MAX": np.max, "MIN": np.min}
+
+
+def reduce(ctx: ConversionContext, x: Value, axes, keep_dims: bool, op: str, suffix: str | None = None) -> Value:
     rank = x.rank
     axes = normalize_axes(axes, rank)
+    if x.is_const:
+        arr = x.const
+        if not axes:
+            return Value(const=arr)
+        if op == "AVG":
+            if arr.dtype.kind in "iu":
+                total = np.sum(arr, axis=tuple(axes), keepdims=keep_dims, dtype=arr.dtype)
+                count = int(np.prod([arr.shape[a] for a in axes]))
+                return Value(const=np.asarray(_int_div_trunc(total, np.asarray(count, arr.dtype))))
+            return Value(const=np.asarray(np.mean(arr, axis=tuple(axes), keepdims=keep_dims, dtype=arr.dtype)))
+        return Value(const=np.asarray(_NUMPY_REDUCE[op](arr, axis=tuple(axes), keepdims=keep_dims)).astype(arr.dtype))
     if not axes:
         layer = ctx.network.add_identity(ctx.tensor(x, x.layout))
-        ctx.name_layer(layer)
+        ctx.name_layer(layer, suffix)
         return ctx.out(layer.get_output(0), x.layout)
     layout = x.layout
     mask = 0
     for a in axes:
         mask |= 1 << layout.index(a)
     layer = ctx.network.add_reduce(ctx.tensor(x, layout), trt_enum(ctx, "ReduceOperation", op), mask, keep_dims)
-    ctx.name_layer(layer)
+    ctx.name_layer(layer, suffix)
     if keep_dims:
         return ctx.out(layer.get_output(0), layout)
-    kept = [a for a in layout if a not in axes]
-    # renumber the surviving logical axes 0..k-1 in physical order
-    order = sorted(kept)
-    new_layout = tuple(order.index(a) for a in kept)
-    return ctx.out(layer.get_output(0), new_layout)
+    return ctx.out(layer.get_output(0), _reduced_layout(layout, axes))
 
 
+# ------------------------------------------------------------------ layout-keeping shape helpers
 def channels_first(ctx: ConversionContext, x: Value):
     """The tensor in NC(D)HW order, for layers that need channels-first."""
     return ctx.tensor(x, channels_first_perm(x.rank))
 
 
-def shuffle(ctx: ConversionContext, x: Value, reshape=None, transpose=None, suffix=None) -> Value:
-    """Reshape/transpose in logical order (one shuffle layer absorbs any pending layout change)."""
-    layer = ctx.network.add_shuffle(ctx.tensor(x, x.layout) if not x.is_const else ctx.tensor(x))
-    from ..context import inverse_perm
+def shuffle(ctx: ConversionContext, x: Value, reshape=None, transpose=None, second=None, suffix=None) -> Value:
+    """Transpose (in logical order), reshape, then ``second`` transpose; one shuffle layer.
 
-    first = inverse_perm(x.layout) if not x.is_const else identity_perm(x.rank)
+    Any pending layout change of ``x`` is absorbed into the first transpose.
+    The result is in logical order.
+    """
+    if x.is_const:
+        arr = x.const
+        if transpose is not None:
+            arr = np.transpose(arr, transpose)
+        if reshape is not None:
+            arr = arr.reshape(tuple(int(d) for d in reshape))
+        if second is not None:
+            arr = np.transpose(arr, second)
+        return Value(const=arr)
+    layer = ctx.network.add_shuffle(ctx.tensor(x, x.layout))
+    first = inverse_perm(x.layout)
     if transpose is not None:
         first = tuple(first[t] for t in transpose)
     if first != identity_perm(len(first)):
         layer.first_transpose = ctx.trt.Permutation(list(first))
     if reshape is not None:
         layer.reshape_dims = tuple(int(d) for d in reshape)
+    if second is not None:
+        layer.second_transpose = ctx.trt.Permutation(list(second))
     ctx.name_layer(layer, suffix)
     return ctx.out(layer.get_output(0))
 
 
-def cast(ctx: ConversionContext, x: Value, np_dtype, suffix="cast") -> Value:
-    from .. import trt as trtshim
-
+def reshape(ctx: ConversionContext, x: Value, shape, suffix=None) -> Value:
+    """Reshape to ``shape`` (logical); keeps the layout when only size-1 axes come or go."""
+    shape = tuple(int(d) for d in shape)
     if x.is_const:
-        return Value(const=x.const.astype(np_dtype))
-    if np.dtype(np_dtype) == x.dtype:
+        return Value(const=x.const.reshape(shape))
+    if tuple(x.shape) == shape:
         return x
-    layer = ctx.network.add_cast(ctx.tensor(x, x.layout), trtshim.trt_dtype(np_dtype))
+    old = [d for d in x.shape if d != 1]
+    new = [d for d in shape if d != 1]
+    if old == new and x.layout != identity_perm(x.rank):
+        # the non-1 axes keep their relative order: keep their physical order too
+        src = [a for a in range(x.rank) if x.shape[a] != 1]
+        dst = [a for a in range(len(shape)) if shape[a] != 1]
+        mapping = dict(zip(src, dst))
+        phys_nonunit = [mapping[a] for a in x.layout if a in mapping]
+        ones = [a for a in range(len(shape)) if shape[a] == 1]
+        layout = tuple(phys_nonunit + ones)
+        layer = ctx.network.add_shuffle(ctx.tensor(x, x.layout))
+        layer.reshape_dims = tuple(shape[a] for a in layout)
+        ctx.name_layer(layer, suffix)
+        return ctx.out(layer.get_output(0), layout)
+    return shuffle(ctx, x, reshape=shape, suffix=suffix)
+
+
+def expand_dims(ctx: ConversionContext, x: Value, axis: int, suffix=None) -> Value:
+    axis = axis % (x.rank + 1)
+    target = x.shape[:axis] + (1,) + x.shape[axis:]
+    return reshape(ctx, x, target, suffix)
+
+
+def squeeze(ctx: ConversionContext, x: Value, axes, suffix=None) -> Value:
+    axes = normalize_axes(axes, x.rank)
+    target = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    if x.is_const:
+        return Value(const=x.const.reshape(target))
+    layout = x.layout
+    kept = [a for a in layout if a not in axes]
+    layer = ctx.network.add_shuffle(ctx.tensor(x, layout))
+    layer.reshape_dims = tuple(x.shape[a] for a in kept)
     ctx.name_layer(layer, suffix)
-    return ctx.out(layer.get_output(0), x.layout)
+    return ctx.out(layer.get_output(0), _reduced_layout(layout, axes))
 
 
+def slice_value(ctx: ConversionContext, x: Value, start, size, stride=None, mode: str | None = None,
+                fill=None, suffix=None) -> Value:
+    """A TensorRT slice given in logical axis order (keeps the layout); numpy for constants in bounds."""
+    rank = x.rank
+    start = [int(s) for s in start]
+    size = [int(s) for s in size]
+    stride = [1] * rank if stride is None else [int(s) for s in stride]
+    if x.is_const and mode in (None, "WRAP", "FILL", "REFLECT", "CLAMP"):
+        arr = x.const
+        index = []
+        for d in range(rank):
+            coords = start[d] + np.arange(size[d]) * stride[d]
+            n = arr.shape[d]
+            if mode == "WRAP":
+                coords = np.mod(coords, n)
+            elif mode == "CLAMP":
+                coords = np.clip(coords, 0, n - 1)
+            elif mode == "REFLECT":
+                period = max(2 * n - 2, 1)
+                c = np.mod(np.abs(coords), period)
+                coords = np.where(c >= n, period - c, c)
+            index.append(coords)
+        if mode == "FILL":
+            valid = np.ones(tuple(size), bool)
+            clipped = []
+            for d, coords in enumerate(index):
+                ok = (coords >= 0) & (coords < arr.shape[d])
+                shape = [1] * rank
+                shape[d] = -1
+                valid = valid & ok.reshape(shape)
+                clipped.append(np.clip(coords, 0, max(arr.shape[d] - 1, 0)))
+            out = arr[np.ix_(*clipped)] if rank else arr
+            fill_value = np.asarray(0 if fill is None else fill).astype(arr.dtype)
+            return Value(const=np.where(valid, out, fill_value))
+        return Value(const=arr[np.ix_(*index)] if rank else arr)
+    layout = value_layout(x)
+    layer = ctx.network.add_slice(tensor_of(ctx, x), tuple(start[a] for a in layout), tuple(size[a] for a in layout),
+                                  tuple(stride[a] for a in layout))
+    if mode is not None:
+        layer.mode = trt_enum(ctx, "SampleMode", mode)
+    if fill is not None and mode == "FILL" and np.asarray(fill).reshape(-1)[0] != 0:
+        layer.set_input(4, ctx.constant(np.asarray(fill).astype(np_dtype_of(x)).reshape(()), "fill_value"))
+    ctx.name_layer(layer, suffix)
+    return ctx.out(layer.get_output(0), layout)
+
+
+def concat(ctx: ConversionContext, values: list[Value], axis: int, suffix=None) -> Value:
+    """Concatenate along logical ``axis`` in the layout of the first tensor operand."""
+    axis = axis % values[0].rank
+    if all_const(values):
+        return Value(const=np.concatenate([v.const for v in values], axis=axis))
+    first = next(v for v in values if not v.is_const)
+    layout, dtype = first.layout, first.dtype
+    tensors = [ctx.tensor(Value(const=v.const.astype(dtype)) if v.is_const else v, layout) for v in values]
+    if len(tensors) == 1:
+        layer = ctx.network.add_identity(tensors[0])
+    else:
+        layer = ctx.network.add_concatenation(tensors)
+        layer.axis = layout.index(axis)
+    ctx.name_layer(layer, suffix)
+    return ctx.out(layer.get_output(0), layout)
+
+
+def split(ctx: ConversionContext, x: Value, axis: int, sizes: list[int]) -> list[Value]:
+    """Slices of ``x`` along logical ``axis`` with the given sizes (layouts kept)."""
+    axis = axis % x.rank
+    outs, offset = [], 0
+    for i, n in enumerate(sizes):
+        start = [0] * x.rank
+        start[axis] = offset
+        size = list(x.shape)
+        size[axis] = n
+        outs.append(slice_value(ctx, x, start, size, suffix=f"split_{i}" if len(sizes) > 1 else None))
+        offset += n
+    return outs
+
+
+# ------------------------------------------------------------------ convolution helpers
 def tf_same_padding(in_size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """TensorFlow's SAME padding (the extra pixel goes at the end)."""
     eff = (kernel - 1) * dilation + 1
@@ -177,8 +561,7 @@ def spatial_padding(node, in_spatial, kernel, strides, dilations):
     if mode == "EXPLICIT":
         flat = node.attr("explicit_paddings")
         pairs = [flat[2 * i:2 * i + 2] for i in range(len(flat) // 2)]
-        fmt = node.attr("data_format", "NHWC")
-        spatial_pairs = pairs[1:-1] if fmt.startswith("NH") or fmt.startswith("ND") or fmt == "NWC" else pairs[2:]
+        spatial_pairs = pairs[2:] if node.attr("data_format", "NHWC").startswith("NC") else pairs[1:-1]
         return [p[0] for p in spatial_pairs], [p[1] for p in spatial_pairs]
     raise ValueError(f"unknown padding {mode}")
 
@@ -186,6 +569,8 @@ def spatial_padding(node, in_spatial, kernel, strides, dilations):
 def spatial_attr(node, key: str, default, rank: int = 4) -> list[int]:
     """Spatial part of a per-dimension attribute (strides/dilations/ksize) in the node's data format."""
     values = node.attr(key, default)
+    if values is None:
+        values = default
     fmt = node.attr("data_format", "NHWC")
     if len(values) != rank:
         return list(values)
