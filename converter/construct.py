@@ -43,8 +43,6 @@ class ConvertedNetwork:
             from .snapshot import Snapshot
 
             snap = Snapshot.from_network(self.network)
-            if not hasattr(snap, "meta"):
-                snap.meta = {}
             snap.meta["tensor_map"] = {k: [v[0], list(v[1])] for k, v in self.tensor_map.items()}
             if self.graph is not None:
                 snap.meta["inputs"] = [s.to_dict() for s in self.graph.inputs]

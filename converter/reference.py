@@ -21,7 +21,6 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from converter import trt as trtshim
 from converter.snapshot import Snapshot, decode_float
 
 log = logging.getLogger(__name__)

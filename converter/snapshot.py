@@ -612,6 +612,28 @@ _spec("GRID_SAMPLE")((
 ))
 
 
+# -- non-max suppression (snapshot only; the reference executor does not run it)
+
+def _read_nms(layer):
+    params = {"bounding_box_format": _enum(layer.bounding_box_format), "topk_box_limit": int(layer.topk_box_limit)}
+    if hasattr(layer, "indices_type"):
+        params["indices_type"] = _enum(layer.indices_type)
+    return params, {}
+
+
+def _build_nms(net, ins, p, w, keep):
+    layer = net.add_nms(ins[0], ins[1], ins[2])
+    layer.bounding_box_format = _trt_enum("BoundingBoxFormat", p["bounding_box_format"])
+    layer.topk_box_limit = p["topk_box_limit"]
+    if "indices_type" in p:
+        layer.indices_type = _trt_dtype(p["indices_type"])
+    _set_optional_inputs(layer, ins, 3)
+    return layer
+
+
+_spec("NMS")((_read_nms, _build_nms))
+
+
 # -- quantize / dequantize
 
 def _read_qdq(layer):
