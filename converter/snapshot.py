@@ -912,6 +912,31 @@ class Snapshot:
             weights = {k: np.array(data[k]) for k in data.files}
         return cls(topology, weights)
 
+    _BYTES_HEADER = b"TF2TRTSNAP1\n"
+
+    def to_bytes(self) -> bytes:
+        """One blob (for content-addressed stores): header, JSON length, JSON (with meta), weights .npz."""
+        text = canonical_json(dict(self.topology, meta=self.meta)).encode("utf-8")
+        buf = io.BytesIO()
+        buf.write(self._BYTES_HEADER + str(len(text)).encode() + b"\n" + text)
+        np.savez(buf, **{k: self.weights[k] for k in sorted(self.weights)})
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Snapshot":
+        if not data.startswith(cls._BYTES_HEADER):
+            raise SnapshotError("not a tf2trt network snapshot blob")
+        buf = io.BytesIO(data)
+        buf.seek(len(cls._BYTES_HEADER))
+        try:
+            size = int(buf.readline())
+            topology = json.loads(buf.read(size))
+            with np.load(buf, allow_pickle=False) as npz:
+                weights = {k: np.array(npz[k]) for k in npz.files}
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged blob
+            raise SnapshotError(f"damaged network snapshot: {exc}") from exc
+        return cls(topology, weights)
+
     def digest(self) -> str:
         try:
             import blake3

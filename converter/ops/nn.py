@@ -1,41 +1,46 @@
-"""Convolution, pooling, normalization, activation, softmax and matrix product converters."""
+"""Convolution, deconvolution, pooling, normalization, activation, softmax and matrix product converters."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from ..context import Value, channels_first_perm
+from ..context import Value, channels_first_perm, identity_perm
 from ..errors import ConversionError
-from ..registry import tf_op
-from .helpers import activation, channels_first, elementwise, spatial_attr, spatial_padding, trt_enum
+from .helpers import (activation, attr_check, channels_first, elementwise, float_only, is_static, reduce, register,
+                      reshape, scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of, trt_enum,
+                      unary, value_layout)
+
+_FORMATS = ("NHWC", "NCHW", "NDHWC", "NCDHW", "NWC", "NCW")
 
 
 def _check_data_format(node, graph):
     fmt = node.attr("data_format", "NHWC")
-    if fmt not in ("NHWC", "NCHW", "NDHWC", "NCDHW", "NWC", "NCW"):
-        return ConversionError(node.name, node.op, f"data_format {fmt} is not supported")
+    if fmt not in _FORMATS:
+        return ConversionError(node.name, node.op, f"data_format {fmt} is not supported", "use NHWC or NCHW")
     return None
 
 
-def _check_const_filter(node, graph):
-    problems = []
-    if len(node.inputs) > 1 and not graph.is_const(node.inputs[1]):
-        problems.append(ConversionError(node.name, node.op, "the filter must be a constant",
-                                        "freeze the model so weights are constants"))
-    bad = _check_data_format(node, graph)
-    if bad:
-        problems.append(bad)
-    return problems
+def _check_filter(index: int):
+    def check(node, graph):
+        if len(node.inputs) > index and not is_static(graph, node.inputs[index]):
+            return ConversionError(node.name, node.op, "the filter must be a constant",
+                                   "freeze the model so weights are constants")
+        return None
+
+    return check
 
 
 def _conv_input(ctx, node, x: Value):
     """The input in channels-first order; returns (tensor, spatial sizes, output layout)."""
-    rank = x.rank
     if node.attr("data_format", "NHWC").startswith("NC"):
-        tensor = ctx.tensor(x, None)
-        return tensor, list(x.shape[2:]), None
-    tensor = channels_first(ctx, x)
-    return tensor, list(x.shape[1:-1]), channels_first_perm(rank)
+        return ctx.tensor(x, None), list(x.shape[2:]), None
+    return channels_first(ctx, x), list(x.shape[1:-1]), channels_first_perm(x.rank)
+
+
+def _channels(node, x: Value) -> int:
+    return x.shape[1] if node.attr("data_format", "NHWC").startswith("NC") else x.shape[-1]
 
 
 def _convolution(ctx, node, x: Value, kernel_kcrs: np.ndarray, groups: int, bias=None) -> Value:
@@ -59,20 +64,23 @@ def _convolution(ctx, node, x: Value, kernel_kcrs: np.ndarray, groups: int, bias
     return ctx.out(layer.get_output(0), out_layout)
 
 
-@tf_op("Conv2D", "Conv3D", layers=("Convolution",), check=_check_const_filter,
-       restrictions="constant filter; folds a following BiasAdd / BatchNorm / per-channel Mul/Add/Sub into its weights")
+_CONV_CHECKS = [_check_filter(1), _check_data_format, float_only()]
+
+
+@register("Conv2D", "Conv3D", layers=("Convolution",), check=_CONV_CHECKS,
+          restrictions="constant filter; grouped filters become grouped convolutions; folds a following "
+                       "BiasAdd / BatchNorm / per-channel Mul/Add/Sub into its weights")
 def convert_conv(ctx, node, inputs):
     x = inputs[0]
     w = ctx.as_const(inputs[1], "the filter")  # [*spatial, in/groups, out]
     nsp = w.ndim - 2
-    in_channels = x.shape[1] if node.attr("data_format", "NHWC").startswith("NC") else x.shape[-1]
-    groups = in_channels // w.shape[-2]
+    groups = _channels(node, x) // w.shape[-2]
     kernel = np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp)))
     return _convolution(ctx, node, x, kernel, groups, node.attr("_bias"))
 
 
-@tf_op("DepthwiseConv2dNative", layers=("Convolution",), check=_check_const_filter,
-       restrictions="constant filter; becomes a grouped convolution with groups = input channels")
+@register("DepthwiseConv2dNative", layers=("Convolution",), check=_CONV_CHECKS,
+          restrictions="constant filter; a grouped convolution with groups = input channels")
 def convert_depthwise(ctx, node, inputs):
     x = inputs[0]
     w = ctx.as_const(inputs[1], "the filter")  # [kh, kw, C, M]
@@ -81,14 +89,70 @@ def convert_depthwise(ctx, node, inputs):
     return _convolution(ctx, node, x, kernel, c, node.attr("_bias"))
 
 
-@tf_op("BiasAdd", "BiasAddV1", layers=("Constant", "ElementWise"))
+def _check_deconv_groups(node, graph):
+    sizes, w = graph.const(node.inputs[0]), graph.const(node.inputs[1])
+    if sizes is None or w is None:
+        return None
+    channels = int(sizes[1] if node.attr("data_format", "NHWC").startswith("NC") else sizes[-1])
+    if channels != w.shape[-2]:
+        return ConversionError(node.name, node.op, "grouped transposed convolutions are not supported")
+    return None
+
+
+@register("Conv2DBackpropInput", "Conv3DBackpropInputV2", layers=("Deconvolution", "Slice"),
+          check=[static_inputs(0, what="input_sizes"), _check_filter(1), _check_data_format, float_only(),
+                 _check_deconv_groups],
+          restrictions="constant input_sizes and filter (Conv2DTranspose); SAME/VALID/EXPLICIT padding; "
+                       "a Slice zero-extends outputs larger than the deconvolution covers")
+def convert_conv_backprop_input(ctx, node, inputs):
+    sizes_v, w_v, dy = inputs
+    out_sizes = [int(s) for s in ctx.as_const(sizes_v, "input_sizes").reshape(-1)]
+    w = ctx.as_const(w_v, "the filter")  # [*k, out_channels, in_channels] (the forward conv's HWIO)
+    nsp = w.ndim - 2
+    channels_first_fmt = node.attr("data_format", "NHWC").startswith("NC")
+    out_spatial = out_sizes[2:] if channels_first_fmt else out_sizes[1:-1]
+    tensor, in_spatial, out_layout = _conv_input(ctx, node, dy)
+    strides = spatial_attr(node, "strides", [1] * (nsp + 2), nsp + 2)
+    dilations = spatial_attr(node, "dilations", [1] * (nsp + 2), nsp + 2)
+    ksize = list(w.shape[:nsp])
+    # padding of the forward convolution (out_sizes → dy)
+    pre, _ = spatial_padding(node, out_spatial, ksize, strides, dilations)
+    post, extend = [], []
+    for i in range(nsp):
+        full = (in_spatial[i] - 1) * strides[i] + (ksize[i] - 1) * dilations[i] + 1
+        rest = full - pre[i] - out_spatial[i]
+        post.append(max(rest, 0))
+        extend.append(max(-rest, 0))
+    kernel = ctx.weights(np.ascontiguousarray(np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp))), np.float32))
+    trt = ctx.trt
+    layer = ctx.network.add_deconvolution_nd(tensor, int(w.shape[-2]), tuple(ksize), trt.Weights(kernel),
+                                             trt.Weights())
+    layer.stride_nd = tuple(strides)
+    layer.dilation_nd = tuple(dilations)
+    layer.pre_padding = tuple(pre)
+    layer.post_padding = tuple(post)
+    ctx.name_layer(layer)
+    out = ctx.out(layer.get_output(0), out_layout)
+    if any(extend):
+        # rows the forward convolution never read get a zero gradient
+        size = list(out.shape)
+        axes = range(2, 2 + nsp) if channels_first_fmt else range(1, 1 + nsp)
+        for i, a in enumerate(axes):
+            size[a] += extend[i]
+        out = slice_value(ctx, out, [0] * out.rank, size, mode="FILL", suffix="extend")
+    return out
+
+
+@register("BiasAdd", "BiasAddV1", layers=("ElementWise",), folds=True,
+          restrictions="folded into a preceding convolution where possible")
 def convert_bias_add(ctx, node, inputs):
     x, b = inputs
-    if node.attr("data_format", "NHWC").startswith("NC") and b.is_const:
-        b = Value(const=b.const.reshape((-1,) + (1,) * (x.rank - 2)))
+    if node.attr("data_format", "NHWC").startswith("NC") and x.rank > 2:
+        b = reshape(ctx, b, (b.shape[0],) + (1,) * (x.rank - 2), "bias_shape")
     return elementwise(ctx, x, b, "SUM")
 
 
+# ------------------------------------------------------------------ pooling
 def _pool(ctx, node, x: Value, kind: str) -> Value:
     tensor, spatial, out_layout = _conv_input(ctx, node, x)
     nsp = len(spatial)
@@ -105,39 +169,37 @@ def _pool(ctx, node, x: Value, kind: str) -> Value:
     return ctx.out(layer.get_output(0), out_layout)
 
 
-def _check_pool(node, graph):
+_POOL_CHECKS = [_check_data_format, float_only(),
+                attr_check(lambda n, g: n.attr("padding", "VALID") in ("SAME", "VALID"), "EXPLICIT padding")]
+
+
+@register("MaxPool", "MaxPool3D", layers=("Pooling",), check=_POOL_CHECKS, restrictions="SAME or VALID padding")
+def convert_max_pool(ctx, node, inputs):
+    return _pool(ctx, node, inputs[0], "MAX")
+
+
+@register("AvgPool", "AvgPool3D", layers=("Pooling",), check=_POOL_CHECKS,
+          restrictions="SAME padding averages over valid elements only, as TensorFlow does")
+def convert_avg_pool(ctx, node, inputs):
+    return _pool(ctx, node, inputs[0], "AVERAGE")
+
+
+# ------------------------------------------------------------------ normalization
+def _check_bn(node, graph):
     problems = []
-    if len(node.inputs) > 1:
-        problems.append(ConversionError(node.name, node.op, "ksize/strides given as tensors are not supported"))
+    if node.attr("is_training", False):
+        problems.append(ConversionError(node.name, node.op, "training-mode batch norm",
+                                        "export the model for inference (training=False)"))
+    if any(not is_static(graph, r) for r in node.inputs[1:5]):
+        problems.append(ConversionError(node.name, node.op, "scale/offset/mean/variance must be constants"))
     bad = _check_data_format(node, graph)
     if bad:
         problems.append(bad)
     return problems
 
 
-@tf_op("MaxPool", "MaxPool3D", layers=("Pooling",), check=_check_pool)
-def convert_max_pool(ctx, node, inputs):
-    return _pool(ctx, node, inputs[0], "MAX")
-
-
-@tf_op("AvgPool", "AvgPool3D", layers=("Pooling",), check=_check_pool,
-       restrictions="SAME padding averages over valid elements only, as TensorFlow does")
-def convert_avg_pool(ctx, node, inputs):
-    return _pool(ctx, node, inputs[0], "AVERAGE")
-
-
-def _check_bn(node, graph):
-    problems = []
-    if node.attr("is_training", False):
-        problems.append(ConversionError(node.name, node.op, "training-mode batch norm",
-                                        "export the model for inference (training=False)"))
-    if any(not graph.is_const(r) for r in node.inputs[1:5]):
-        problems.append(ConversionError(node.name, node.op, "scale/offset/mean/variance must be constants"))
-    return problems
-
-
-@tf_op("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", layers=("Scale",), check=_check_bn,
-       restrictions="inference only; folded into a preceding convolution where possible")
+@register("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", layers=("Scale",), check=_check_bn,
+          restrictions="inference only (is_training=False); folded into a preceding convolution where possible")
 def convert_fused_batch_norm(ctx, node, inputs):
     x = inputs[0]
     gamma, beta, mean, var = (ctx.as_const(v).astype(np.float64) for v in inputs[1:5])
@@ -153,99 +215,212 @@ def convert_fused_batch_norm(ctx, node, inputs):
     return [out] + [None] * 5
 
 
+def _check_lrn(node, graph):
+    if not 0 <= node.attr("depth_radius", 5) <= 7:
+        return ConversionError(node.name, node.op, "depth_radius must be at most 7 (TensorRT windows are ≤ 15)")
+    return None
+
+
+@register("LRN", layers=("LRN",), check=[_check_lrn, float_only()],
+          restrictions="4-D NHWC input across channels; depth_radius ≤ 7")
+def convert_lrn(ctx, node, inputs):
+    x = inputs[0]
+    radius = int(node.attr("depth_radius", 5))
+    window = 2 * radius + 1
+    # TensorFlow: x / (bias + alpha * sum(x²))^beta; TensorRT divides alpha by the window size
+    layer = ctx.network.add_lrn(channels_first(ctx, x), window, float(node.attr("alpha", 1.0)) * window,
+                                float(node.attr("beta", 0.5)), float(node.attr("bias", 1.0)))
+    ctx.name_layer(layer)
+    return ctx.out(layer.get_output(0), channels_first_perm(x.rank))
+
+
 # ------------------------------------------------------------------ activations
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-@tf_op("Relu", layers=("Activation",))
+def _is_int(x: Value) -> bool:
+    return np.dtype(x.dtype).kind in "iu"
+
+
+@register("Relu", layers=("Activation",), restrictions="integers: an elementwise Max with 0")
 def convert_relu(ctx, node, inputs):
-    return activation(ctx, inputs[0], "RELU")
+    x = inputs[0]
+    if _is_int(x) or x.is_const:
+        return elementwise(ctx, x, scalar_like(x, 0), "MAX")
+    return activation(ctx, x, "RELU")
 
 
-@tf_op("Relu6", layers=("Activation",))
+@register("Relu6", layers=("Activation",), check=float_only())
 def convert_relu6(ctx, node, inputs):
     return activation(ctx, inputs[0], "CLIP", 0.0, 6.0)
 
 
-@tf_op("Elu", layers=("Activation",))
+@register("Elu", layers=("Activation",), check=float_only())
 def convert_elu(ctx, node, inputs):
     return activation(ctx, inputs[0], "ELU", 1.0)
 
 
-@tf_op("Selu", layers=("Activation",))
+@register("Selu", layers=("Activation",), check=float_only())
 def convert_selu(ctx, node, inputs):
     return activation(ctx, inputs[0], "SELU", _SELU_ALPHA, _SELU_SCALE)
 
 
-@tf_op("Sigmoid", layers=("Activation",))
+@register("Sigmoid", layers=("Activation",), check=float_only())
 def convert_sigmoid(ctx, node, inputs):
     return activation(ctx, inputs[0], "SIGMOID")
 
 
-@tf_op("Tanh", layers=("Activation",))
+@register("Tanh", layers=("Activation",), check=float_only())
 def convert_tanh(ctx, node, inputs):
     return activation(ctx, inputs[0], "TANH")
 
 
-@tf_op("Softplus", layers=("Activation",))
+@register("Softplus", layers=("Activation", "Unary", "ElementWise"), check=float_only(),
+          restrictions="computed stably as relu(x) + log(1 + exp(-|x|))")
 def convert_softplus(ctx, node, inputs):
-    return activation(ctx, inputs[0], "SOFTPLUS", 1.0, 1.0)
+    x = inputs[0]
+    pos = activation(ctx, x, "RELU", suffix="relu")
+    neg_abs = unary(ctx, unary(ctx, x, "ABS", "abs"), "NEG", "neg_abs")
+    log1p = unary(ctx, elementwise(ctx, unary(ctx, neg_abs, "EXP", "exp"), scalar_like(x, 1), "SUM", "one_plus"),
+                  "LOG", "log")
+    return elementwise(ctx, pos, log1p, "SUM")
 
 
-@tf_op("Softsign", layers=("Activation",))
+@register("Softsign", layers=("Activation",), check=float_only())
 def convert_softsign(ctx, node, inputs):
     return activation(ctx, inputs[0], "SOFTSIGN")
 
 
-@tf_op("LeakyRelu", layers=("Activation",))
+@register("LeakyRelu", layers=("Activation",), check=float_only())
 def convert_leaky_relu(ctx, node, inputs):
     return activation(ctx, inputs[0], "LEAKY_RELU", node.attr("alpha", 0.2))
 
 
 # ------------------------------------------------------------------ softmax
-@tf_op("Softmax", layers=("SoftMax",), restrictions="over the last axis, as TensorFlow defines it")
+@register("Softmax", layers=("SoftMax",), check=float_only(), restrictions="over the last axis, as TensorFlow defines it")
 def convert_softmax(ctx, node, inputs):
     x = inputs[0]
-    layer = ctx.network.add_softmax(ctx.tensor(x, x.layout))
-    layer.axes = 1 << x.physical_axis(-1)
+    layer = ctx.network.add_softmax(tensor_of(ctx, x))
+    layer.axes = 1 << value_layout(x).index(x.rank - 1)
     ctx.name_layer(layer)
-    return ctx.out(layer.get_output(0), x.layout)
+    return ctx.out(layer.get_output(0), value_layout(x))
 
 
-@tf_op("LogSoftmax", layers=("SoftMax", "Unary"))
+@register("LogSoftmax", layers=("Reduce", "ElementWise", "Unary", "Reduce", "Unary", "ElementWise"),
+          check=float_only(), restrictions="computed stably as (x - max) - log(sum(exp(x - max)))")
 def convert_log_softmax(ctx, node, inputs):
     x = inputs[0]
-    layer = ctx.network.add_softmax(ctx.tensor(x, x.layout))
-    layer.axes = 1 << x.physical_axis(-1)
-    ctx.name_layer(layer, "softmax")
-    log = ctx.network.add_unary(layer.get_output(0), ctx.trt.UnaryOperation.LOG)
-    ctx.name_layer(log)
-    return ctx.out(log.get_output(0), x.layout)
+    axis = x.rank - 1
+    shifted = elementwise(ctx, x, reduce(ctx, x, [axis], True, "MAX", "max"), "SUB", "shifted")
+    total = reduce(ctx, unary(ctx, shifted, "EXP", "exp"), [axis], True, "SUM", "sum")
+    return elementwise(ctx, shifted, unary(ctx, total, "LOG", "log"), "SUB")
 
 
 # ------------------------------------------------------------------ matrix products
+def _matmul_operand(ctx, v: Value, rank: int, transpose: bool):
+    """(tensor, transpose flag) for a MatrixMultiply operand of ``rank`` dims, using the layout when it only
+    swaps the last two axes."""
+    k = rank - v.rank
+    if v.is_const:
+        arr = v.const.reshape((1,) * k + v.const.shape)
+        return ctx.constant(arr), transpose
+    layout = v.layout
+    r = v.rank
+    swapped = identity_perm(r - 2) + (r - 1, r - 2)
+    if r >= 2 and layout == swapped:
+        tensor, transpose = v.tensor, not transpose
+        phys_shape = tuple(int(d) for d in v.tensor.shape)
+    else:
+        tensor = ctx.logical(v)
+        phys_shape = v.shape
+    if k:
+        layer = ctx.network.add_shuffle(tensor)
+        layer.reshape_dims = (1,) * k + phys_shape
+        ctx.name_layer(layer, "broadcast_rank")
+        tensor = layer.get_output(0)
+    return tensor, transpose
+
+
 def _matmul(ctx, a: Value, b: Value, transpose_a: bool, transpose_b: bool) -> Value:
+    if a.is_const and b.is_const:
+        x = np.swapaxes(a.const, -1, -2) if transpose_a else a.const
+        y = np.swapaxes(b.const, -1, -2) if transpose_b else b.const
+        return Value(const=np.matmul(x, y).astype(a.const.dtype))
     trt = ctx.trt
     rank = max(a.rank, b.rank)
-    ta, tb = ctx.logical(a) if not a.is_const else None, ctx.logical(b) if not b.is_const else None
-    if a.is_const:
-        ta = ctx.constant(a.const.reshape((1,) * (rank - a.rank) + a.const.shape))
-    if b.is_const:
-        tb = ctx.constant(b.const.reshape((1,) * (rank - b.rank) + b.const.shape))
-    layer = ctx.network.add_matrix_multiply(
-        ta, trt.MatrixOperation.TRANSPOSE if transpose_a else trt.MatrixOperation.NONE,
-        tb, trt.MatrixOperation.TRANSPOSE if transpose_b else trt.MatrixOperation.NONE)
+    ta, transpose_a = _matmul_operand(ctx, a, rank, transpose_a)
+    tb, transpose_b = _matmul_operand(ctx, b, rank, transpose_b)
+    op = {False: trt.MatrixOperation.NONE, True: trt.MatrixOperation.TRANSPOSE}
+    layer = ctx.network.add_matrix_multiply(ta, op[transpose_a], tb, op[transpose_b])
     ctx.name_layer(layer)
     return ctx.out(layer.get_output(0))
 
 
-@tf_op("MatMul", layers=("MatrixMultiply",))
+@register("MatMul", layers=("MatrixMultiply",), check=float_only(), folds=True,
+          restrictions="float only; transposes fold into the layer")
 def convert_matmul(ctx, node, inputs):
     return _matmul(ctx, inputs[0], inputs[1], node.attr("transpose_a", False), node.attr("transpose_b", False))
 
 
-@tf_op("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", layers=("MatrixMultiply",),
-       restrictions="batch dimensions broadcast as in TensorFlow")
+@register("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", layers=("Shuffle", "MatrixMultiply"),
+          check=float_only(), folds=True,
+          restrictions="float only; batch dimensions broadcast as in TensorFlow (lower ranks get leading 1s)")
 def convert_batch_matmul(ctx, node, inputs):
     return _matmul(ctx, inputs[0], inputs[1], node.attr("adj_x", False), node.attr("adj_y", False))
+
+
+# ------------------------------------------------------------------ einsum
+def _einsum_terms(equation: str, ranks: list[int]) -> tuple[list[str], str]:
+    """Explicit subscripts per input and output, with ``...`` expanded to unused letters."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    letters = set(re.sub(r"[^a-zA-Z]", "", equation))
+    spare = [c for c in "zyxwvutsrqponmlkjihgfedcba" if c not in letters]
+    widths = [rank - len(t.replace("...", "")) for t, rank in zip(terms, ranks)]
+    ell = spare[:max(widths + [0])][::-1]
+    expanded = [t.replace("...", "".join(ell[len(ell) - w:]) if w else "") for t, w in zip(terms, widths)]
+    if not arrow:
+        counts = {}
+        for t in expanded:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        rhs = "".join(ell) + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        rhs = rhs.replace("...", "".join(ell))
+    return expanded, rhs
+
+
+def _check_einsum(node, graph):
+    equation = node.attr("equation", "")
+    lhs = equation.replace(" ", "").split("->")[0]
+    terms = lhs.split(",")
+    if len(terms) > 2:
+        return ConversionError(node.name, node.op, "einsum with more than two operands is not supported")
+    for t in terms:
+        t = t.replace("...", "")
+        if len(set(t)) != len(t):
+            return ConversionError(node.name, node.op, f"repeated subscripts in '{t}' (diagonals) are not supported")
+        if t != t.lower():
+            return ConversionError(node.name, node.op, "upper-case subscripts are not supported",
+                                   "use lower-case letters in the equation")
+    return float_only()(node, graph)
+
+
+@register("Einsum", layers=("Einsum",), check=_check_einsum,
+          restrictions="one or two float operands; lower-case subscripts, no diagonals; ellipses are expanded; "
+                       "operand layouts are absorbed into the equation")
+def convert_einsum(ctx, node, inputs):
+    terms, rhs = _einsum_terms(node.attr("equation"), [v.rank for v in inputs])
+    if all(v.is_const for v in inputs):
+        return Value(const=np.einsum(",".join(terms) + "->" + rhs, *[v.const for v in inputs]))
+    tensors, physical_terms = [], []
+    for v, term in zip(inputs, terms):
+        layout = value_layout(v)
+        tensors.append(tensor_of(ctx, v))
+        physical_terms.append("".join(term[a] for a in layout) if term else "")
+    layer = ctx.network.add_einsum(tensors, ",".join(physical_terms) + "->" + rhs)
+    ctx.name_layer(layer)
+    return ctx.out(layer.get_output(0))
+
