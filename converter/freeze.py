@@ -259,6 +259,10 @@ def _freeze_keras(model, inputs: dict, outputs: list[str] | None) -> FrozenGraph
 
 
 def _keras_tensor_name(tensor, default: str) -> str:
+    history = getattr(tensor, "_keras_history", None)
+    operation = getattr(history, "operation", None) or getattr(history, "layer", None)
+    if operation is not None and type(operation).__name__ == "InputLayer" and getattr(operation, "name", None):
+        return operation.name  # the name the user gave keras.Input(name=...)
     name = getattr(tensor, "name", None) or default
     name = name.split(":")[0]
     # Keras 3 KerasTensors carry the InputLayer name; tf_keras adds "/..." paths
