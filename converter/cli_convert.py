@@ -48,7 +48,7 @@ def run_convert(args) -> int:
     from rich.console import Console
 
     console = Console(stderr=args.json)
-    result = {"engine": None, "layers": None, "timings": {k: 0.0 for k in STAGES},
+    result = {"engine": None, "layers": None, "tf_ops": None, "timings": {k: 0.0 for k in STAGES},
               "verification": None, "error": None}
     code = EXIT_OK
     engine_path = Path(args.engine)
@@ -105,7 +105,10 @@ def _convert(args, result: dict, console) -> int:
     frozen = freeze(args.model, inputs=inputs or None, outputs=args.output or None,
                                signature=args.signature)
     timings["freeze"] = time.perf_counter() - t
-    console.print(f"[green]freeze[/]    {timings['freeze']:.2f} s  {len(frozen.graph_def.node)} nodes")
+    counts = frozen.op_counts()
+    result["tf_ops"] = sum(v for k, v in counts.items() if k not in ("Const", "Placeholder", "Identity"))
+    console.print(f"[green]freeze[/]    {timings['freeze']:.2f} s  {result['tf_ops']} ops "
+                  f"({len(counts)} kinds) besides constants")
 
     from .construct import construct
     from .graph import parse
