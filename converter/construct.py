@@ -133,12 +133,11 @@ def _mark_outputs(ctx: ConversionContext, graph: Graph) -> None:
         if value is None:
             errors.append(ConversionError(name, None, "output was not produced"))
             continue
+        ctx.node = type("N", (), {"name": name, "op": "Identity"})()  # helper layers are named after the output
         tensor = ctx.logical(value)
         if tensor.is_network_input or id(tensor) in seen or tensor.name in seen:
             layer = ctx.network.add_identity(tensor)
-            ctx.node = type("N", (), {"name": name, "op": "Identity"})()
             ctx.name_layer(layer, "output")
-            ctx.node = None
             tensor = layer.get_output(0)
         old = tensor.name
         tensor.name = name
@@ -147,5 +146,6 @@ def _mark_outputs(ctx: ConversionContext, graph: Graph) -> None:
             if tname == old:
                 ctx.tensor_map[ref] = (name, perm)
         ctx.network.mark_output(tensor)
+    ctx.node = None
     if errors:
         raise ConversionErrors(errors)

@@ -121,7 +121,7 @@ class ConversionContext:
 
     def weights(self, array: np.ndarray) -> np.ndarray:
         """Keep ``array`` alive for the network's lifetime (TensorRT keeps a pointer)."""
-        array = np.ascontiguousarray(array)
+        array = np.require(array, requirements="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
         self.keep_alive.append(array)
         return array
 

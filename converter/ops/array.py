@@ -1,25 +1,103 @@
-"""Shape and data-movement converters: reshape, transpose, pad, concat, slice…"""
+"""Shape and data-movement converters: reshape, transpose, pad, concat, slice, split, tile, gather…"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..context import Value, identity_perm
+from ..context import Value
 from ..errors import ConversionError
-from ..registry import tf_op
-from .helpers import normalize_axes, shuffle
+from .helpers import (all_const, concat, const_int_list, const_scalar, expand_dims, normalize_axes,
+                      np_dtype_of, register, reshape, shuffle, slice_value, split, squeeze, static_inputs, tensor_of,
+                      trt_enum, value_layout)
 
 
-def _check_const_input(index: int, what: str):
-    def check(node, graph):
-        if len(node.inputs) > index and not graph.is_const(node.inputs[index]):
-            return ConversionError(node.name, node.op, f"{what} must be a constant",
-                                   "give the model static shapes (e.g. --input NAME:SHAPE)")
-        return None
-
-    return check
+# ------------------------------------------------------------------ pass-through and constants
+@register("Const", layers=(), restrictions="becomes TensorRT weights or a Constant layer where a tensor is needed",
+          folds=True)
+def convert_const(ctx, node, inputs):
+    return Value(const=np.asarray(node.attr("value")))
 
 
+@register("Identity", "Snapshot", "StopGradient", "PreventGradient", "EnsureShape", "CheckNumerics",
+          layers=(), folds=True, restrictions="no layer: the input passes through")
+def convert_identity(ctx, node, inputs):
+    return inputs[0]
+
+
+@register("IdentityN", layers=(), folds=True, restrictions="no layer: every input passes through")
+def convert_identity_n(ctx, node, inputs):
+    return list(inputs)
+
+
+# ------------------------------------------------------------------ shapes
+@register("Shape", layers=(), folds=True, restrictions="static shapes only (becomes a constant)")
+def convert_shape(ctx, node, inputs):
+    return Value(const=np.asarray(inputs[0].shape, dtype=np.int32))
+
+
+@register("ShapeN", layers=(), folds=True, restrictions="static shapes only (become constants)")
+def convert_shape_n(ctx, node, inputs):
+    return [Value(const=np.asarray(v.shape, dtype=np.int32)) for v in inputs]
+
+
+@register("Size", "Rank", layers=(), folds=True, restrictions="static shapes only (becomes a constant)")
+def convert_size_rank(ctx, node, inputs):
+    x = inputs[0]
+    return Value(const=np.asarray(int(np.prod(x.shape)) if node.op == "Size" else x.rank, dtype=np.int32))
+
+
+@register("ZerosLike", "OnesLike", layers=("Constant",), folds=True, restrictions="static shapes (a constant)")
+def convert_zeros_like(ctx, node, inputs):
+    x = inputs[0]
+    return Value(const=np.full(x.shape, 0 if node.op == "ZerosLike" else 1, dtype=np_dtype_of(x)))
+
+
+def _broadcast_to(ctx, x: Value, shape, suffix=None) -> Value:
+    """numpy broadcasting of ``x`` to ``shape``: leading 1-dims by a reshape, then a WRAP slice repeats size-1 axes."""
+    shape = tuple(int(d) for d in shape)
+    if x.is_const:
+        return Value(const=np.ascontiguousarray(np.broadcast_to(x.const, shape)))
+    if x.rank < len(shape):
+        x = reshape(ctx, x, (1,) * (len(shape) - x.rank) + x.shape, "rank")
+    if x.shape == shape:
+        return x
+    return slice_value(ctx, x, [0] * len(shape), shape, mode="WRAP", suffix=suffix)
+
+
+@register("Fill", layers=("Constant", "Slice"), check=static_inputs(0, what="the dims"), folds=True,
+          restrictions="static dims; a constant value becomes a constant, a tensor value is broadcast")
+def convert_fill(ctx, node, inputs):
+    dims = const_int_list(ctx, inputs[0], "the dims")
+    return _broadcast_to(ctx, inputs[1], dims)
+
+
+@register("BroadcastTo", layers=("Shuffle", "Slice"), check=static_inputs(1, what="the shape"), folds=True,
+          restrictions="static shape; a WRAP-mode slice repeats the size-1 axes")
+def convert_broadcast_to(ctx, node, inputs):
+    return _broadcast_to(ctx, inputs[0], const_int_list(ctx, inputs[1], "the shape"))
+
+
+@register("Range", layers=(), check=static_inputs(0, 1, 2, what="start/limit/delta"), folds=True,
+          restrictions="static start/limit/delta (becomes a constant)")
+def convert_range(ctx, node, inputs):
+    start, limit, delta = (const_scalar(ctx, v, "start/limit/delta") for v in inputs)
+    dtype = np.dtype(node.attr("Tidx", "int32"))
+    if dtype == np.int64:
+        dtype = np.dtype(np.int32)
+    if dtype.kind in "iu":
+        start, limit, delta = int(start), int(limit), int(delta)
+        count = max(0, (abs(limit - start) + abs(delta) - 1) // abs(delta)) if (limit - start) * delta > 0 else 0
+    else:
+        start, limit, delta = dtype.type(start), dtype.type(limit), dtype.type(delta)
+        count = int(np.ceil(np.abs((limit - start) / delta))) if (limit - start) * delta > 0 else 0
+    # TensorFlow accumulates: value_i = value_{i-1} + delta
+    steps = np.full(count, delta, dtype=dtype)
+    if count:
+        steps[0] = start
+    return Value(const=np.cumsum(steps, dtype=dtype))
+
+
+# ------------------------------------------------------------------ reshapes
 def _infer_reshape(in_shape, target) -> tuple[int, ...]:
     target = [int(d) for d in np.asarray(target).reshape(-1)]
     if -1 in target:
@@ -29,153 +107,153 @@ def _infer_reshape(in_shape, target) -> tuple[int, ...]:
     return tuple(target)
 
 
-@tf_op("Reshape", layers=("Shuffle",), check=_check_const_input(1, "the target shape"))
+@register("Reshape", layers=("Shuffle",), check=static_inputs(1, what="the target shape"), folds=True,
+          restrictions="static target shape; adding/removing size-1 axes keeps the tensor's layout")
 def convert_reshape(ctx, node, inputs):
     x, shape = inputs
-    target = _infer_reshape(x.shape, ctx.as_const(shape, "the target shape"))
-    if x.is_const:
-        return Value(const=x.const.reshape(target))
-    return shuffle(ctx, x, reshape=target)
+    return reshape(ctx, x, _infer_reshape(x.shape, ctx.as_const(shape, "the target shape")))
 
 
-@tf_op("Squeeze", layers=("Shuffle",))
+@register("Squeeze", layers=("Shuffle",), folds=True, restrictions="keeps the tensor's layout")
 def convert_squeeze(ctx, node, inputs):
     x = inputs[0]
     dims = node.attr("squeeze_dims", []) or []
-    shape = x.shape
-    axes = normalize_axes(dims, x.rank) if dims else [i for i, d in enumerate(shape) if d == 1]
-    target = tuple(d for i, d in enumerate(shape) if i not in axes)
-    if x.is_const:
-        return Value(const=x.const.reshape(target))
-    # squeezing size-1 axes keeps the physical order of the others: no transpose needed
-    layout = x.layout
-    kept = [a for a in layout if a not in axes]
-    order = sorted(kept)
-    new_layout = tuple(order.index(a) for a in kept)
-    layer = ctx.network.add_shuffle(ctx.tensor(x, layout))
-    layer.reshape_dims = tuple(shape[a] for a in kept)
-    ctx.name_layer(layer)
-    return ctx.out(layer.get_output(0), new_layout)
+    axes = normalize_axes(dims, x.rank) if dims else [i for i, d in enumerate(x.shape) if d == 1]
+    return squeeze(ctx, x, axes)
 
 
-@tf_op("ExpandDims", layers=("Shuffle",), check=_check_const_input(1, "the axis"))
+@register("ExpandDims", layers=("Shuffle",), check=static_inputs(1, what="the axis"), folds=True,
+          restrictions="static axis; keeps the tensor's layout")
 def convert_expand_dims(ctx, node, inputs):
     x, axis = inputs
-    axis = int(np.asarray(ctx.as_const(axis, "the axis")).reshape(-1)[0])
-    if axis < 0:
-        axis += x.rank + 1
-    target = x.shape[:axis] + (1,) + x.shape[axis:]
-    if x.is_const:
-        return Value(const=x.const.reshape(target))
-    return shuffle(ctx, x, reshape=target)
+    return expand_dims(ctx, x, const_int_list(ctx, axis, "the axis")[0])
 
 
-@tf_op("Transpose", layers=("Shuffle",), check=_check_const_input(1, "the permutation"))
+@register("Transpose", layers=(), check=static_inputs(1, what="the permutation"), folds=True,
+          restrictions="static permutation; no layer: the tensor's layout changes instead")
 def convert_transpose(ctx, node, inputs):
     x, perm = inputs
-    perm = tuple(int(p) for p in ctx.as_const(perm, "the permutation"))
+    perm = tuple(const_int_list(ctx, perm, "the permutation"))
     if x.is_const:
         return Value(const=np.transpose(x.const, perm))
-    # no layer at all: the result is the same physical tensor seen through another logical order
+    # the same physical tensor seen through another logical order:
     # logical_out[i] = logical_in[perm[i]]; physical = logical_in.transpose(L) ⇒ layout_out[j] = perm⁻¹[L[j]]
     inv = tuple(int(i) for i in np.argsort(perm))
-    layout = tuple(inv[a] for a in x.layout)
-    return ctx.out(x.tensor, layout)
+    return ctx.out(x.tensor, tuple(inv[a] for a in x.layout))
 
 
-def _pad_value(ctx, node, inputs) -> float:
-    if node.op == "PadV2":
-        return float(np.asarray(ctx.as_const(inputs[2], "the pad value")).reshape(-1)[0])
-    return 0.0
-
-
-@tf_op("Pad", "PadV2", "MirrorPad", layers=("Slice",), check=_check_const_input(1, "the paddings"),
-       restrictions="MirrorPad: REFLECT mode only; zero padding before a VALID convolution folds into it")
-def convert_pad(ctx, node, inputs):
-    x = inputs[0]
-    pads = np.asarray(ctx.as_const(inputs[1], "the paddings")).astype(int).reshape(-1, 2)
-    trt = ctx.trt
-    layout = x.layout
-    tensor = ctx.tensor(x, layout)
-    start = tuple(-int(pads[a, 0]) for a in layout)
-    size = tuple(int(x.shape[a] + pads[a, 0] + pads[a, 1]) for a in layout)
-    layer = ctx.network.add_slice(tensor, start, size, (1,) * x.rank)
-    if node.op == "MirrorPad":
-        if node.attr("mode", "REFLECT") != "REFLECT":
-            ctx.fail("MirrorPad SYMMETRIC is not supported", "use REFLECT padding")
-        layer.mode = trt.SampleMode.REFLECT
-    else:
-        layer.mode = trt.SampleMode.FILL
-        value = _pad_value(ctx, node, inputs)
-        if value != 0.0:
-            fill = ctx.constant(np.array([value], dtype=x.dtype).reshape(()), "pad_value")
-            layer.set_input(4, fill)
-    ctx.name_layer(layer)
-    return ctx.out(layer.get_output(0), layout)
-
-
-def _check_mirror(node, graph):
-    if node.op == "MirrorPad" and node.attr("mode") != "REFLECT":
-        return ConversionError(node.name, node.op, "SYMMETRIC mode is not supported", "use REFLECT")
+# ------------------------------------------------------------------ padding
+def _check_pad_mode(node, graph):
+    if node.op == "MirrorPad" and node.attr("mode", "REFLECT") not in ("REFLECT", "SYMMETRIC"):
+        return ConversionError(node.name, node.op, f"mode {node.attr('mode')} is not supported")
     return None
 
 
-@tf_op("ConcatV2", layers=("Concatenation",), check=_check_const_input(-1, "the axis"))
+def _mirror_symmetric(ctx, x: Value, pads: np.ndarray) -> Value:
+    """SYMMETRIC mirror padding: reversed slices (edge included) concatenated around each axis."""
+    for axis in range(x.rank):
+        before, after = int(pads[axis, 0]), int(pads[axis, 1])
+        if not before and not after:
+            continue
+        n = x.shape[axis]
+        pieces = []
+        start, size, stride = [0] * x.rank, list(x.shape), [1] * x.rank
+        if before:
+            start[axis], size[axis], stride[axis] = before - 1, before, -1
+            pieces.append(slice_value(ctx, x, start, size, stride, suffix=f"mirror_{axis}_before"))
+        pieces.append(x)
+        if after:
+            start[axis], size[axis], stride[axis] = n - 1, after, -1
+            pieces.append(slice_value(ctx, x, start, size, stride, suffix=f"mirror_{axis}_after"))
+        x = concat(ctx, pieces, axis, suffix=f"mirror_{axis}")
+    return x
+
+
+@register("Pad", "PadV2", "MirrorPad", layers=("Slice", "Concatenation"),
+          check=[static_inputs(1, what="the paddings"), static_inputs(2, what="the pad value"), _check_pad_mode],
+          folds=True,
+          restrictions="static paddings (and pad value); Pad/PadV2 are FILL-mode slices, MirrorPad REFLECT a "
+                       "REFLECT-mode slice, SYMMETRIC reversed slices + concatenation; zero padding before a VALID "
+                       "convolution folds into it")
+def convert_pad(ctx, node, inputs):
+    x = inputs[0]
+    pads = np.asarray(ctx.as_const(inputs[1], "the paddings")).astype(int).reshape(-1, 2)
+    if node.op == "MirrorPad" and node.attr("mode", "REFLECT") == "SYMMETRIC":
+        return _mirror_symmetric(ctx, x, pads)
+    start = [-int(pads[a, 0]) for a in range(x.rank)]
+    size = [int(x.shape[a] + pads[a, 0] + pads[a, 1]) for a in range(x.rank)]
+    if node.op == "MirrorPad":
+        return slice_value(ctx, x, start, size, mode="REFLECT")
+    fill = const_scalar(ctx, inputs[2], "the pad value") if node.op == "PadV2" else 0
+    return slice_value(ctx, x, start, size, mode="FILL", fill=fill)
+
+
+# ------------------------------------------------------------------ concatenation and stacking
+@register("ConcatV2", layers=("Concatenation",), check=static_inputs(-1, what="the axis"), folds=True,
+          restrictions="static axis; inputs keep the first tensor's layout")
 def convert_concat(ctx, node, inputs):
     *values, axis = inputs
-    axis = int(ctx.as_const(axis, "the axis")) % values[0].rank
-    if all(v.is_const for v in values):
-        return Value(const=np.concatenate([v.const for v in values], axis=axis))
-    layout = next(v.layout for v in values if not v.is_const)
-    dtype = next(v.dtype for v in values if not v.is_const)
-    tensors = [ctx.tensor(v if not v.is_const else Value(const=v.const.astype(dtype)), layout) for v in values]
-    layer = ctx.network.add_concatenation(tensors)
-    layer.axis = layout.index(axis)
-    ctx.name_layer(layer)
-    return ctx.out(layer.get_output(0), layout)
+    return concat(ctx, values, const_int_list(ctx, axis, "the axis")[0])
 
 
-@tf_op("Shape", layers=(), restrictions="static shapes only (becomes a constant)")
-def convert_shape(ctx, node, inputs):
-    dtype = np.dtype(node.attr("out_type", "int32"))
-    return Value(const=np.asarray(inputs[0].shape, dtype=dtype))
+@register("Concat", layers=("Concatenation",), check=static_inputs(0, what="the axis"), folds=True,
+          restrictions="static axis")
+def convert_concat_v1(ctx, node, inputs):
+    axis, *values = inputs
+    return concat(ctx, values, const_int_list(ctx, axis, "the axis")[0])
 
 
-@tf_op("Pack", layers=("Shuffle", "Concatenation"))
+@register("Pack", layers=("Shuffle", "Concatenation"), folds=True, restrictions="keeps the inputs' layout")
 def convert_pack(ctx, node, inputs):
-    axis = node.attr("axis", 0)
-    rank = inputs[0].rank + 1
-    axis %= rank
-    if all(v.is_const for v in inputs):
+    axis = node.attr("axis", 0) % (inputs[0].rank + 1)
+    if all_const(inputs):
         return Value(const=np.stack([v.const for v in inputs], axis=axis))
     dtype = next(v.dtype for v in inputs if not v.is_const)
-    expanded = []
-    for v in inputs:
-        target = v.shape[:axis] + (1,) + v.shape[axis:]
-        if v.is_const:
-            expanded.append(Value(const=v.const.astype(dtype).reshape(target)))
-        else:
-            expanded.append(shuffle(ctx, v, reshape=target, suffix="expand"))
-    layer = ctx.network.add_concatenation([ctx.tensor(v) for v in expanded])
-    layer.axis = axis
-    ctx.name_layer(layer)
-    return ctx.out(layer.get_output(0))
+    expanded = [expand_dims(ctx, Value(const=v.const.astype(dtype)) if v.is_const else v, axis, f"expand_{i}")
+                for i, v in enumerate(inputs)]
+    return concat(ctx, expanded, axis)
 
 
-@tf_op("Fill", layers=("Constant",), restrictions="constant dims and value")
-def convert_fill(ctx, node, inputs):
-    dims = ctx.as_const(inputs[0], "the dims")
-    value = ctx.as_const(inputs[1], "the value")
-    return Value(const=np.full(tuple(int(d) for d in dims), value, dtype=value.dtype))
-
-
-@tf_op("ZerosLike", "OnesLike", layers=("Constant",))
-def convert_zeros_like(ctx, node, inputs):
+@register("Unpack", layers=("Slice", "Shuffle"), folds=True, restrictions="slices, each squeezed; layouts kept")
+def convert_unpack(ctx, node, inputs):
     x = inputs[0]
-    fill = 0 if node.op == "ZerosLike" else 1
-    return Value(const=np.full(x.shape, fill, dtype=x.dtype))
+    axis = node.attr("axis", 0) % x.rank
+    parts = split(ctx, x, axis, [1] * x.shape[axis])
+    return [squeeze(ctx, part, [axis], f"squeeze_{i}") for i, part in enumerate(parts)]
 
 
+@register("Split", layers=("Slice",), check=static_inputs(0, what="the axis"), folds=True,
+          restrictions="static axis; one slice per output")
+def convert_split(ctx, node, inputs):
+    axis, x = inputs
+    axis = const_int_list(ctx, axis, "the axis")[0] % x.rank
+    n = int(node.attr("num_split"))
+    return split(ctx, x, axis, [x.shape[axis] // n] * n)
+
+
+@register("SplitV", layers=("Slice",), check=static_inputs(1, 2, what="size_splits and axis"), folds=True,
+          restrictions="static sizes and axis; one slice per output")
+def convert_split_v(ctx, node, inputs):
+    x, sizes, axis = inputs
+    axis = const_int_list(ctx, axis, "the axis")[0] % x.rank
+    sizes = const_int_list(ctx, sizes, "size_splits")
+    if -1 in sizes:
+        sizes[sizes.index(-1)] = x.shape[axis] - sum(s for s in sizes if s != -1)
+    return split(ctx, x, axis, sizes)
+
+
+@register("Tile", layers=("Slice",), check=static_inputs(1, what="the multiples"), folds=True,
+          restrictions="static multiples; a WRAP-mode slice")
+def convert_tile(ctx, node, inputs):
+    x, multiples = inputs
+    multiples = const_int_list(ctx, multiples, "the multiples")
+    if x.is_const:
+        return Value(const=np.tile(x.const, multiples))
+    size = [d * m for d, m in zip(x.shape, multiples)]
+    return slice_value(ctx, x, [0] * x.rank, size, mode="WRAP")
+
+
+# ------------------------------------------------------------------ slicing
 def _strided_slice_plan(shape, begin, end, strides, node):
     """TF StridedSlice semantics → (start, size, stride, final shape) on the input's axes."""
     begin_mask = node.attr("begin_mask", 0)
@@ -185,11 +263,18 @@ def _strided_slice_plan(shape, begin, end, strides, node):
     shrink_mask = node.attr("shrink_axis_mask", 0)
     rank = len(shape)
     n = len(begin)
+    if not ellipsis_mask:
+        # an implicit ellipsis at the end
+        ellipsis_mask = 1 << n
+        begin, end, strides = list(begin) + [0], list(end) + [0], list(strides) + [1]
+        n += 1
     starts, sizes, steps = [0] * rank, list(shape), [1] * rank
     final = []
     axis = 0
+    seen_ellipsis = False
     for i in range(n):
-        if ellipsis_mask & (1 << i):
+        if ellipsis_mask & (1 << i) and not seen_ellipsis:
+            seen_ellipsis = True
             remaining = sum(1 for j in range(i + 1, n) if not (new_axis_mask & (1 << j)))
             while axis < rank - remaining:
                 final.append(shape[axis])
@@ -222,41 +307,257 @@ def _strided_slice_plan(shape, begin, end, strides, node):
         starts[axis], sizes[axis], steps[axis] = b, size, s
         final.append(size)
         axis += 1
-    while axis < rank:
-        final.append(shape[axis])
-        axis += 1
     return starts, sizes, steps, tuple(final)
 
 
-@tf_op("StridedSlice", layers=("Slice", "Shuffle"), check=_check_const_input(1, "begin/end/strides"),
-       restrictions="constant begin/end/strides; all masks supported")
+@register("StridedSlice", layers=("Slice", "Shuffle"), check=static_inputs(1, 2, 3, what="begin/end/strides"),
+          folds=True,
+          restrictions="static begin/end/strides; every mask (begin/end/ellipsis/new_axis/shrink_axis); "
+                       "negative strides")
 def convert_strided_slice(ctx, node, inputs):
     x = inputs[0]
-    begin, end, strides = (np.asarray(ctx.as_const(v, "begin/end/strides")).reshape(-1) for v in inputs[1:4])
+    begin, end, strides = (const_int_list(ctx, v, "begin/end/strides") for v in inputs[1:4])
     starts, sizes, steps, final = _strided_slice_plan(x.shape, begin, end, strides, node)
-    if x.is_const:
-        index = tuple(slice(s, s + z * st if s + z * st >= 0 else None, st) for s, z, st in zip(starts, sizes, steps))
-        return Value(const=np.asarray(x.const[index]).reshape(final))
-    layout = x.layout
-    layer = ctx.network.add_slice(ctx.tensor(x, layout), tuple(starts[a] for a in layout),
-                                  tuple(sizes[a] for a in layout), tuple(steps[a] for a in layout))
+    out = x
+    if (starts, sizes, steps) != ([0] * x.rank, list(x.shape), [1] * x.rank):
+        out = slice_value(ctx, x, starts, sizes, steps)
+    return reshape(ctx, out, final, "reshape")
+
+
+@register("Slice", layers=("Slice",), check=static_inputs(1, 2, what="begin/size"), folds=True,
+          restrictions="static begin/size")
+def convert_slice(ctx, node, inputs):
+    x = inputs[0]
+    begin = const_int_list(ctx, inputs[1], "begin")
+    size = const_int_list(ctx, inputs[2], "size")
+    size = [x.shape[i] - begin[i] if s == -1 else s for i, s in enumerate(size)]
+    return slice_value(ctx, x, begin, size)
+
+
+@register("ReverseV2", layers=("Slice",), check=static_inputs(1, what="the axes"), folds=True,
+          restrictions="static axes; a slice with stride -1 on each reversed axis")
+def convert_reverse(ctx, node, inputs):
+    x, axes = inputs
+    axes = normalize_axes(const_int_list(ctx, axes, "the axes"), x.rank)
+    if not axes:
+        return x
+    start = [x.shape[a] - 1 if a in axes else 0 for a in range(x.rank)]
+    stride = [-1 if a in axes else 1 for a in range(x.rank)]
+    return slice_value(ctx, x, start, list(x.shape), stride)
+
+
+# ------------------------------------------------------------------ gather
+def _check_gather(node, graph):
+    problems = [static_inputs(2, what="the axis")(node, graph)]
+    if node.attr("batch_dims", 0):
+        problems.append(ConversionError(node.name, node.op, "batch_dims != 0 is not supported"))
+    return [p for p in problems if p]
+
+
+@register("GatherV2", layers=("Gather",), check=_check_gather, folds=True,
+          restrictions="static axis, batch_dims = 0; indices must be in range (TensorFlow's CPU kernel errors "
+                       "otherwise); the params' layout is kept")
+def convert_gather(ctx, node, inputs):
+    params, indices, axis = inputs
+    axis = const_int_list(ctx, axis, "the axis")[0] % params.rank
+    if params.is_const and indices.is_const:
+        return Value(const=np.take(params.const, indices.const, axis=axis))
+    q = indices.rank
+    layout = value_layout(params)
+    j = layout.index(axis)
+    idx = indices if not indices.is_const else Value(const=indices.const.astype(np.int32))
+    layer = ctx.network.add_gather(tensor_of(ctx, params), tensor_of(ctx, idx) if idx.is_const else ctx.logical(idx), j)
     ctx.name_layer(layer)
-    out = ctx.out(layer.get_output(0), layout)
-    if tuple(sizes) != final:
-        return shuffle(ctx, out, reshape=final, suffix="reshape")
+
+    def moved(a):
+        return a if a < axis else a + q - 1
+
+    out_layout = [moved(a) for a in layout[:j]] + [axis + k for k in range(q)] + [moved(a) for a in layout[j + 1:]]
+    return ctx.out(layer.get_output(0), tuple(out_layout))
+
+
+def _check_gather_nd(node, graph):
+    if node.attr("batch_dims", 0):
+        return ConversionError(node.name, node.op, "batch_dims != 0 is not supported")
+    return None
+
+
+@register("GatherNd", layers=("Gather",), check=_check_gather_nd, folds=True,
+          restrictions="batch_dims = 0; indices must be in range")
+def convert_gather_nd(ctx, node, inputs):
+    params, indices = inputs
+    if params.is_const and indices.is_const:
+        idx = indices.const
+        return Value(const=params.const[tuple(np.moveaxis(idx, -1, 0))])
+    idx = Value(const=indices.const.astype(np.int32)) if indices.is_const else indices
+    layer = ctx.network.add_gather_v2(tensor_of(ctx, params) if params.is_const else ctx.logical(params),
+                                      tensor_of(ctx, idx) if idx.is_const else ctx.logical(idx),
+                                      trt_enum(ctx, "GatherMode", "ND"))
+    layer.num_elementwise_dims = 0
+    ctx.name_layer(layer)
+    return ctx.out(layer.get_output(0))
+
+
+# ------------------------------------------------------------------ top-k
+def _check_topk(node, graph):
+    problems = [static_inputs(1, what="k")(node, graph)]
+    k = graph.const(node.inputs[1])
+    if k is not None and int(np.asarray(k).reshape(-1)[0]) > 3840:
+        problems.append(ConversionError(node.name, node.op, "k > 3840 (TensorRT's TopK limit)"))
+    if not node.attr("sorted", True):
+        problems.append(ConversionError(node.name, node.op, "sorted=False (TensorFlow's unsorted order is not "
+                                        "reproduced)", "use sorted=True; TensorRT always returns sorted results"))
+    return [p for p in problems if p]
+
+
+@register("TopKV2", layers=("TopK",), check=_check_topk,
+          restrictions="static k ≤ 3840 over the last axis; sorted=True only; ties pick the lower index")
+def convert_topk(ctx, node, inputs):
+    x, k = inputs
+    k = const_int_list(ctx, k, "k")[0]
+    layout = value_layout(x)
+    layer = ctx.network.add_topk(tensor_of(ctx, x), trt_enum(ctx, "TopKOperation", "MAX"), int(k),
+                                 1 << layout.index(x.rank - 1))
+    ctx.name_layer(layer)
+    return [ctx.out(layer.get_output(0), layout), ctx.out(layer.get_output(1), layout)]
+
+
+# ------------------------------------------------------------------ block rearrangements
+def _space_depth_order(node, x: Value) -> tuple[tuple[int, ...], bool]:
+    """(working order as a logical→physical perm, channels_first?) — the input's own layout where possible."""
+    fmt = node.attr("data_format", "NHWC")
+    if fmt == "NHWC":
+        return ((0, 3, 1, 2), True) if not x.is_const and x.layout == (0, 3, 1, 2) else ((0, 1, 2, 3), False)
+    return ((0, 2, 3, 1), False) if not x.is_const and x.layout == (0, 2, 3, 1) else ((0, 1, 2, 3), True)
+
+
+def _two_shuffles(ctx, x: Value, order, dims6, perm6, dims4) -> Value:
+    tensor = ctx.tensor(x, order)
+    first = ctx.network.add_shuffle(tensor)
+    first.reshape_dims = tuple(dims6)
+    first.second_transpose = ctx.trt.Permutation(list(perm6))
+    ctx.name_layer(first, "blocks")
+    second = ctx.network.add_shuffle(first.get_output(0))
+    second.reshape_dims = tuple(dims4)
+    ctx.name_layer(second)
+    return ctx.out(second.get_output(0), order)
+
+
+def _check_block_format(node, graph):
+    if node.attr("data_format", "NHWC") not in ("NHWC", "NCHW"):
+        return ConversionError(node.name, node.op, f"data_format {node.attr('data_format')} is not supported")
+    return None
+
+
+@register("DepthToSpace", layers=("Shuffle", "Shuffle"), check=_check_block_format,
+          restrictions="NHWC or NCHW (DCR order, as TensorFlow); works in the input's physical layout")
+def convert_depth_to_space(ctx, node, inputs):
+    x = inputs[0]
+    b = int(node.attr("block_size"))
+    order, cf = _space_depth_order(node, x)
+    phys = [x.shape[a] for a in order]
+    if cf:
+        n, c, h, w = phys
+        return _two_shuffles(ctx, x, order, (n, b, b, c // (b * b), h, w), (0, 3, 4, 1, 5, 2),
+                             (n, c // (b * b), h * b, w * b))
+    n, h, w, c = phys
+    return _two_shuffles(ctx, x, order, (n, h, w, b, b, c // (b * b)), (0, 1, 3, 2, 4, 5),
+                         (n, h * b, w * b, c // (b * b)))
+
+
+@register("SpaceToDepth", layers=("Shuffle", "Shuffle"), check=_check_block_format,
+          restrictions="NHWC or NCHW; works in the input's physical layout")
+def convert_space_to_depth(ctx, node, inputs):
+    x = inputs[0]
+    b = int(node.attr("block_size"))
+    order, cf = _space_depth_order(node, x)
+    phys = [x.shape[a] for a in order]
+    if cf:
+        n, c, h, w = phys
+        return _two_shuffles(ctx, x, order, (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4),
+                             (n, b * b * c, h // b, w // b))
+    n, h, w, c = phys
+    return _two_shuffles(ctx, x, order, (n, h // b, b, w // b, b, c), (0, 1, 3, 2, 4, 5),
+                         (n, h // b, w // b, b * b * c))
+
+
+def _check_batch_space(node, graph):
+    problems = [static_inputs(1, 2, what="block_shape and paddings/crops")(node, graph)]
+    shape = graph.shape(node.inputs[0])
+    block = graph.const(node.inputs[1])
+    if shape is not None and block is not None and len(shape) + np.asarray(block).size > 8:
+        problems.append(ConversionError(node.name, node.op, "more than 8 dimensions while rearranging blocks"))
+    return [p for p in problems if p]
+
+
+@register("SpaceToBatchND", layers=("Slice", "Shuffle", "Shuffle"), check=_check_batch_space,
+          restrictions="static block_shape and paddings; at most 8 dimensions while rearranging")
+def convert_space_to_batch(ctx, node, inputs):
+    x, block, pads = inputs
+    block = const_int_list(ctx, block, "block_shape")
+    pads = np.asarray(ctx.as_const(pads, "paddings")).astype(int).reshape(-1, 2)
+    m = len(block)
+    if pads.any():
+        start = [0] + [-int(p) for p in pads[:, 0]] + [0] * (x.rank - 1 - m)
+        size = list(x.shape)
+        for i in range(m):
+            size[1 + i] += int(pads[i].sum())
+        x = slice_value(ctx, x, start, size, mode="FILL", suffix="pad")
+    shape = x.shape
+    rest = list(shape[1 + m:])
+    dims = [shape[0]]
+    for i in range(m):
+        dims += [shape[1 + i] // block[i], block[i]]
+    dims += rest
+    perm = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)]
+    perm += [1 + 2 * m + j for j in range(len(rest))]
+    moved = shuffle(ctx, x, reshape=dims, second=perm, suffix="blocks")
+    final = [shape[0] * int(np.prod(block))] + [shape[1 + i] // block[i] for i in range(m)] + rest
+    return shuffle(ctx, moved, reshape=final)
+
+
+@register("BatchToSpaceND", layers=("Shuffle", "Shuffle", "Slice"), check=_check_batch_space,
+          restrictions="static block_shape and crops; at most 8 dimensions while rearranging")
+def convert_batch_to_space(ctx, node, inputs):
+    x, block, crops = inputs
+    block = const_int_list(ctx, block, "block_shape")
+    crops = np.asarray(ctx.as_const(crops, "crops")).astype(int).reshape(-1, 2)
+    m = len(block)
+    shape = x.shape
+    batch = shape[0] // int(np.prod(block))
+    rest = list(shape[1 + m:])
+    dims = list(block) + [batch] + list(shape[1:1 + m]) + rest
+    perm = [m]
+    for i in range(m):
+        perm += [m + 1 + i, i]
+    perm += [2 * m + 1 + j for j in range(len(rest))]
+    moved = shuffle(ctx, x, reshape=dims, second=perm, suffix="blocks")
+    full = [batch] + [shape[1 + i] * block[i] for i in range(m)] + rest
+    out = shuffle(ctx, moved, reshape=full, suffix="merge" if crops.any() else None)
+    if crops.any():
+        start = [0] + [int(c) for c in crops[:, 0]] + [0] * len(rest)
+        size = [batch] + [full[1 + i] - int(crops[i].sum()) for i in range(m)] + rest
+        out = slice_value(ctx, out, start, size)
     return out
 
 
-@tf_op("Slice", layers=("Slice",), check=_check_const_input(1, "begin/size"))
-def convert_slice(ctx, node, inputs):
+# ------------------------------------------------------------------ data-format helpers
+def _format_indices(node, x: Value) -> list[int]:
+    src, dst = node.attr("src_format", "NHWC"), node.attr("dst_format", "NCHW")
+    if x.shape[0] == 2:  # only the spatial dimensions
+        src = "".join(c for c in src if c not in "NC")
+        dst = "".join(c for c in dst if c not in "NC")
+    return [src.index(c) for c in dst]
+
+
+@register("DataFormatVecPermute", layers=("Gather",), folds=True,
+          restrictions="a gather with the permutation of src_format → dst_format")
+def convert_data_format_vec_permute(ctx, node, inputs):
     x = inputs[0]
-    begin = [int(b) for b in np.asarray(ctx.as_const(inputs[1], "begin")).reshape(-1)]
-    size = [int(s) for s in np.asarray(ctx.as_const(inputs[2], "size")).reshape(-1)]
-    size = [x.shape[i] - begin[i] if s == -1 else s for i, s in enumerate(size)]
+    indices = np.asarray(_format_indices(node, x), np.int32)
     if x.is_const:
-        return Value(const=x.const[tuple(slice(b, b + s) for b, s in zip(begin, size))])
-    layout = x.layout
-    layer = ctx.network.add_slice(ctx.tensor(x, layout), tuple(begin[a] for a in layout),
-                                  tuple(size[a] for a in layout), (1,) * x.rank)
+        return Value(const=np.take(x.const, indices, axis=0))
+    layer = ctx.network.add_gather(ctx.logical(x), ctx.constant(indices, "indices"), 0)
     ctx.name_layer(layer)
-    return ctx.out(layer.get_output(0), layout)
+    return ctx.out(layer.get_output(0))
+

@@ -48,7 +48,8 @@ def node_dtypes(node) -> list[str]:
 
 def reject_float64(node, graph):
     if any(d in ("float64", "double", "complex64", "complex128") for d in node_dtypes(node)):
-        return ConversionError(node.name, node.op, "float64/complex tensors are not supported (TensorRT has no float64)",
+        return ConversionError(node.name, node.op,
+                               "float64/complex tensors are not supported (TensorRT has no float64)",
                                "build the model in float32 (keras.config.set_floatx('float32'), "
                                "tf.cast(..., tf.float32) or dtype=tf.float32 constants)")
     return None
@@ -97,17 +98,6 @@ def static_inputs(*indices: int, what: str = "this input"):
             if -len(node.inputs) <= i < len(node.inputs) and not is_static(graph, node.inputs[i]):
                 return ConversionError(node.name, node.op, f"{what} must be a constant or computed from static shapes",
                                        "give the model static shapes and constant parameters")
-        return None
-
-    return check
-
-
-def attr_check(predicate, message: str, hint: str | None = None):
-    """A check from a predicate on the node: ``predicate(node, graph)`` True means supported."""
-
-    def check(node, graph):
-        if not predicate(node, graph):
-            return ConversionError(node.name, node.op, message, hint)
         return None
 
     return check
@@ -167,9 +157,29 @@ def const_scalar(ctx: ConversionContext, value: Value, what: str):
     return np.asarray(ctx.as_const(value, what)).reshape(-1)[0]
 
 
+def scalar_constant(ctx: ConversionContext, number, dtype, suffix: str = "const"):
+    """A 0-d constant tensor (``ctx.constant`` turns 0-d arrays into shape (1,) through ``np.ascontiguousarray``)."""
+    arr = np.array([number], dtype=dtype)
+    ctx.keep_alive.append(arr)
+    layer = ctx.network.add_constant((), ctx.trt.Weights(arr))
+    ctx.name_layer(layer, suffix)
+    return layer.get_output(0)
+
+
+def const_tensor(ctx: ConversionContext, array: np.ndarray, suffix: str = "const"):
+    """``ctx.constant`` that keeps 0-d arrays 0-d."""
+    array = np.asarray(array)
+    if array.ndim == 0:
+        dtype = np.int32 if array.dtype == np.int64 else np.float32 if array.dtype == np.float64 else array.dtype
+        return scalar_constant(ctx, array.item(), dtype, suffix)
+    return ctx.constant(array, suffix)
+
+
 def tensor_of(ctx: ConversionContext, value: Value):
     """The TensorRT tensor of ``value`` in its own layout (constants in logical order)."""
-    return ctx.tensor(value) if value.is_const else ctx.tensor(value, value.layout)
+    if value.is_const:
+        return const_tensor(ctx, value.const)
+    return ctx.tensor(value, value.layout)
 
 
 def value_layout(value: Value) -> tuple[int, ...]:
@@ -200,7 +210,7 @@ def _unify(ctx: ConversionContext, values: list[Value]) -> tuple[list, tuple[int
     for v in values:
         if v.is_const:
             arr = v.const.reshape((1,) * (rank - v.const.ndim) + v.const.shape)
-            tensors.append(ctx.constant(np.transpose(arr, layout) if rank > 1 else arr))
+            tensors.append(const_tensor(ctx, np.transpose(arr, layout) if rank > 1 else arr))
         elif v.rank == rank:
             tensors.append(ctx.tensor(v, layout))
         else:
@@ -290,7 +300,7 @@ def select(ctx: ConversionContext, cond: Value, a: Value, b: Value, suffix: str 
 
 
 # ------------------------------------------------------------------ unary / activation
-_NUMPY_UNARY = {
+NUMPY_UNARY = {
     "ABS": np.abs, "NEG": np.negative, "SIGN": np.sign, "NOT": np.logical_not, "EXP": np.exp, "LOG": np.log,
     "SQRT": np.sqrt, "CEIL": np.ceil, "FLOOR": np.floor, "ROUND": np.round, "RECIP": lambda x: 1 / x,
     "ISINF": np.isinf, "ISNAN": np.isnan,
@@ -298,9 +308,9 @@ _NUMPY_UNARY = {
 
 
 def unary(ctx: ConversionContext, x: Value, op: str, suffix: str | None = None) -> Value:
-    if x.is_const and op in _NUMPY_UNARY:
+    if x.is_const and op in NUMPY_UNARY:
         with np.errstate(all="ignore"):
-            out = np.asarray(_NUMPY_UNARY[op](x.const))
+            out = np.asarray(NUMPY_UNARY[op](x.const))
         if out.dtype != np.bool_ and out.dtype != x.const.dtype:
             out = out.astype(x.const.dtype)
         return Value(const=out)
@@ -504,7 +514,7 @@ def slice_value(ctx: ConversionContext, x: Value, start, size, stride=None, mode
     if mode is not None:
         layer.mode = trt_enum(ctx, "SampleMode", mode)
     if fill is not None and mode == "FILL" and np.asarray(fill).reshape(-1)[0] != 0:
-        layer.set_input(4, ctx.constant(np.asarray(fill).astype(np_dtype_of(x)).reshape(()), "fill_value"))
+        layer.set_input(4, scalar_constant(ctx, np.asarray(fill).reshape(-1)[0], np_dtype_of(x), "fill_value"))
     ctx.name_layer(layer, suffix)
     return ctx.out(layer.get_output(0), layout)
 

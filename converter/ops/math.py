@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..context import Value
-from .helpers import (activation, attr_check, cast, const_int_list, elementwise, float_only, normalize_axes,
-                      reduce, register, scalar_like, select, squeeze, static_inputs, tensor_of, trt_enum, unary,
-                      value_layout)
+from .helpers import (NUMPY_UNARY, activation, cast, const_int_list, elementwise, float_only, reduce, register,
+                      reshape, scalar_constant, scalar_like, select, squeeze, static_inputs, tensor_of, trt_enum,
+                      unary, value_layout)
 
 # ------------------------------------------------------------------ binary elementwise
 _BINARY = {
@@ -30,10 +30,6 @@ for _tf, _trt in _BINARY.items():
     register(_tf, layers=("ElementWise",), folds=True,
              restrictions="broadcasting as in TensorFlow" + ("; integers divide truncating" if _tf == "TruncateDiv"
                                                              else ""))(_binary_converter(_trt))
-
-
-def _is_integer(*values: Value) -> bool:
-    return any(np.dtype(v.dtype).kind in "iu" for v in values)
 
 
 @register("Div", layers=("ElementWise",), folds=True,
@@ -100,26 +96,20 @@ _UNARY = {
     "Ceil": "CEIL", "Floor": "FLOOR", "Round": "ROUND", "Rint": "ROUND", "Sign": "SIGN", "LogicalNot": "NOT",
     "IsInf": "ISINF", "IsNan": "ISNAN",
 }
-#: rounding is the identity on integers (TensorRT's rounding unaries take floats only)
-_ROUNDING = {"CEIL", "FLOOR", "ROUND"}
-
-
 def _unary_converter(trt_op: str):
     def convert(ctx, node, inputs):
-        x = inputs[0]
-        if trt_op in _ROUNDING and _is_integer(x):
-            return x
-        return unary(ctx, x, trt_op)
+        return unary(ctx, inputs[0], trt_op)
 
     convert.__name__ = f"convert_{trt_op.lower()}"
     return convert
 
 
 for _tf, _trt in _UNARY.items():
-    _note = {"Round": "rounds half to even", "Rint": "rounds half to even",
+    _note = {"Round": "float only (TensorFlow's integer Round kernel returns zeros); rounds half to even",
+             "Rint": "rounds half to even",
              "Reciprocal": "float only", "Inv": "float only"}.get(_tf, "")
-    register(_tf, layers=("Unary",), folds=True, restrictions=_note,
-             check=float_only() if _tf in ("Reciprocal", "Inv") else None)(_unary_converter(_trt))
+    register(_tf, layers=("Unary",), folds=_trt in NUMPY_UNARY, restrictions=_note,
+             check=float_only() if _tf in ("Reciprocal", "Inv", "Round") else None)(_unary_converter(_trt))
 
 
 @register("Rsqrt", layers=("Unary", "Unary"), folds=True, restrictions="computed as 1 / sqrt(x)")
@@ -152,8 +142,6 @@ def convert_select(ctx, node, inputs):
     rank = max(a.rank, b.rank)
     if cond.rank == 1 and rank > 1:
         # Select's vector condition picks along the first axis
-        from .helpers import reshape
-
         cond = reshape(ctx, cond, (cond.shape[0],) + (1,) * (rank - 1), "cond_rows")
     return select(ctx, cond, a, b)
 
@@ -231,12 +219,9 @@ def convert_cumsum(ctx, node, inputs):
     x, axis = inputs
     axis = const_int_list(ctx, axis, "the axis")[0] % x.rank
     layout = value_layout(x)
-    axis_t = ctx.constant(np.asarray(layout.index(axis), np.int32), "axis")
+    axis_t = scalar_constant(ctx, layout.index(axis), np.int32, "axis")
     layer = ctx.network.add_cumulative(tensor_of(ctx, x), axis_t, trt_enum(ctx, "CumulativeOperation", "SUM"),
                                        bool(node.attr("exclusive", False)), bool(node.attr("reverse", False)))
     ctx.name_layer(layer)
     return ctx.out(layer.get_output(0), layout)
 
-
-# keep names used by other modules
-__all__ = ["normalize_axes", "attr_check"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ..context import Value, channels_first_perm, identity_perm
 from ..errors import ConversionError
-from .helpers import (activation, attr_check, channels_first, elementwise, float_only, is_static, reduce, register,
-                      reshape, scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of, trt_enum,
+from .helpers import (activation, channels_first, elementwise, float_only, is_static, reduce, register, reshape,
+                      scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of, trt_enum,
                       unary, value_layout)
 
 _FORMATS = ("NHWC", "NCHW", "NDHWC", "NCDHW", "NWC", "NCW")
@@ -169,11 +167,11 @@ def _pool(ctx, node, x: Value, kind: str) -> Value:
     return ctx.out(layer.get_output(0), out_layout)
 
 
-_POOL_CHECKS = [_check_data_format, float_only(),
-                attr_check(lambda n, g: n.attr("padding", "VALID") in ("SAME", "VALID"), "EXPLICIT padding")]
+_POOL_CHECKS = [_check_data_format, float_only()]
 
 
-@register("MaxPool", "MaxPool3D", layers=("Pooling",), check=_POOL_CHECKS, restrictions="SAME or VALID padding")
+@register("MaxPool", "MaxPool3D", layers=("Pooling",), check=_POOL_CHECKS,
+          restrictions="SAME, VALID or EXPLICIT padding (padding never wins the maximum)")
 def convert_max_pool(ctx, node, inputs):
     return _pool(ctx, node, inputs[0], "MAX")
 
@@ -298,7 +296,8 @@ def convert_leaky_relu(ctx, node, inputs):
 
 
 # ------------------------------------------------------------------ softmax
-@register("Softmax", layers=("SoftMax",), check=float_only(), restrictions="over the last axis, as TensorFlow defines it")
+@register("Softmax", layers=("SoftMax",), check=float_only(),
+          restrictions="over the last axis, as TensorFlow defines it")
 def convert_softmax(ctx, node, inputs):
     x = inputs[0]
     layer = ctx.network.add_softmax(tensor_of(ctx, x))
@@ -372,24 +371,36 @@ def convert_batch_matmul(ctx, node, inputs):
 
 # ------------------------------------------------------------------ einsum
 def _einsum_terms(equation: str, ranks: list[int]) -> tuple[list[str], str]:
-    """Explicit subscripts per input and output, with ``...`` expanded to unused letters."""
+    """Explicit lower-case subscripts per input and for the output (TensorRT's einsum takes only those).
+
+    ``...`` expands to one label per broadcast dimension (right-aligned across inputs) and every label is
+    renamed to a lower-case letter in order of appearance.
+    """
     equation = equation.replace(" ", "")
     lhs, arrow, rhs = equation.partition("->")
     terms = lhs.split(",")
-    letters = set(re.sub(r"[^a-zA-Z]", "", equation))
-    spare = [c for c in "zyxwvutsrqponmlkjihgfedcba" if c not in letters]
     widths = [rank - len(t.replace("...", "")) for t, rank in zip(terms, ranks)]
-    ell = spare[:max(widths + [0])][::-1]
-    expanded = [t.replace("...", "".join(ell[len(ell) - w:]) if w else "") for t, w in zip(terms, widths)]
-    if not arrow:
-        counts = {}
-        for t in expanded:
-            for c in t:
-                counts[c] = counts.get(c, 0) + 1
-        rhs = "".join(ell) + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    n_ell = max(widths + [0])
+
+    def labels(term: str, width: int) -> list:
+        head, dots, tail = term.partition("...")
+        middle = [("...", n_ell - width + k) for k in range(width)] if dots else []
+        return list(head) + middle + list(tail)
+
+    inputs = [labels(t, w) for t, w in zip(terms, widths)]
+    if arrow:
+        output = labels(rhs, n_ell)
     else:
-        rhs = rhs.replace("...", "".join(ell))
-    return expanded, rhs
+        counts: dict = {}
+        for t in inputs:
+            for lab in t:
+                counts[lab] = counts.get(lab, 0) + 1
+        output = [("...", k) for k in range(n_ell)] + sorted(
+            lab for lab, n in counts.items() if n == 1 and not isinstance(lab, tuple))
+    names: dict = {}
+    for lab in [lab for t in inputs for lab in t] + output:
+        names.setdefault(lab, "abcdefghijklmnopqrstuvwxyz"[len(names)])
+    return ["".join(names[lab] for lab in t) for t in inputs], "".join(names[lab] for lab in output)
 
 
 def _check_einsum(node, graph):
@@ -402,15 +413,14 @@ def _check_einsum(node, graph):
         t = t.replace("...", "")
         if len(set(t)) != len(t):
             return ConversionError(node.name, node.op, f"repeated subscripts in '{t}' (diagonals) are not supported")
-        if t != t.lower():
-            return ConversionError(node.name, node.op, "upper-case subscripts are not supported",
-                                   "use lower-case letters in the equation")
+    if len(set(c for c in equation if c.isalpha())) > 20:
+        return ConversionError(node.name, node.op, "too many subscripts")
     return float_only()(node, graph)
 
 
 @register("Einsum", layers=("Einsum",), check=_check_einsum,
-          restrictions="one or two float operands; lower-case subscripts, no diagonals; ellipses are expanded; "
-                       "operand layouts are absorbed into the equation")
+          restrictions="one or two float operands; no repeated subscripts within an operand (diagonals); "
+                       "ellipses are expanded; operand layouts are absorbed into the equation")
 def convert_einsum(ctx, node, inputs):
     terms, rhs = _einsum_terms(node.attr("equation"), [v.rank for v in inputs])
     if all(v.is_const for v in inputs):

@@ -1,0 +1,55 @@
+"""Image resizing with TensorFlow's coordinate conventions (align_corners, half_pixel_centers)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..context import channels_first_perm
+from ..errors import ConversionError
+from .helpers import cast, const_int_list, register, static_inputs, trt_enum
+
+
+def _check_resize(node, graph):
+    problems = [static_inputs(1, what="the size")(node, graph)]
+    if node.attr("align_corners", False) and node.attr("half_pixel_centers", False):
+        problems.append(ConversionError(node.name, node.op, "align_corners and half_pixel_centers together",
+                                        "TensorFlow rejects this combination too"))
+    return [p for p in problems if p]
+
+
+def _resize(ctx, node, x, size, mode: str):
+    """A Resize layer on the channels-first tensor; TF's coordinate mapping and nearest rounding."""
+    out_h, out_w = const_int_list(ctx, size, "the size")
+    dtype = np.dtype(x.dtype)
+    if dtype.kind != "f":
+        x = cast(ctx, x, np.float32, "to_float")
+    perm = channels_first_perm(4)
+    layer = ctx.network.add_resize(ctx.tensor(x, perm))
+    n, h, w, c = x.shape
+    layer.shape = (n, c, out_h, out_w)
+    layer.resize_mode = trt_enum(ctx, "InterpolationMode", mode)
+    align, half = node.attr("align_corners", False), node.attr("half_pixel_centers", False)
+    transform = "ALIGN_CORNERS" if align else "HALF_PIXEL" if half else "ASYMMETRIC"
+    layer.coordinate_transformation = trt_enum(ctx, "ResizeCoordinateTransformation", transform)
+    layer.selector_for_single_pixel = trt_enum(ctx, "ResizeSelector", "FORMULA")
+    if mode == "NEAREST":
+        # TF: floor(x * scale) legacy, round-half-up with align_corners, floor((x + 0.5) * scale) for half pixels
+        layer.nearest_rounding = trt_enum(ctx, "ResizeRoundMode", "HALF_UP" if (align or half) else "FLOOR")
+    ctx.name_layer(layer, "resize" if mode == "NEAREST" and dtype.kind != "f" else None)
+    out = ctx.out(layer.get_output(0), perm)
+    if mode == "NEAREST" and dtype.kind != "f":
+        out = cast(ctx, out, dtype, None)
+    return out
+
+
+@register("ResizeBilinear", layers=("Resize",), check=_check_resize,
+          restrictions="static size; align_corners / half_pixel_centers / legacy coordinates; integer images are "
+                       "cast to float32 (TF's output type)")
+def convert_resize_bilinear(ctx, node, inputs):
+    return _resize(ctx, node, inputs[0], inputs[1], "LINEAR")
+
+
+@register("ResizeNearestNeighbor", layers=("Resize",), check=_check_resize,
+          restrictions="static size; align_corners / half_pixel_centers / legacy coordinates with TF's rounding")
+def convert_resize_nearest(ctx, node, inputs):
+    return _resize(ctx, node, inputs[0], inputs[1], "NEAREST")
