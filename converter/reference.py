@@ -18,6 +18,11 @@ import logging
 import math
 from typing import Callable
 
+import concurrent.futures
+import contextlib
+import os
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -229,6 +234,10 @@ class ReferenceExecutor:
 
     # -------------------------------------------------------------- run
     def run(self, feeds: dict, outputs: list[str] | None = None, keep_intermediates: bool = False) -> dict:
+        with _single_threaded_blas():
+            return self._run(feeds, outputs, keep_intermediates)
+
+    def _run(self, feeds: dict, outputs, keep_intermediates: bool) -> dict:
         values = self._check_feeds(feeds)
         wanted = list(self.snapshot.outputs if outputs is None else outputs)
         for name in wanted:
@@ -317,6 +326,54 @@ def _prep_conv(rec, p, w):
     return prepared
 
 
+# --------------------------------------------------------------------------- threading
+#
+# numpy's OpenBLAS spin-waits in its worker threads: on a busy 2-core machine a
+# multi-threaded GEMM stalls behind the slowest core (measured: 4x slower than
+# single-threaded).  The executor therefore runs BLAS single-threaded and splits
+# big matrix products by rows over its own small thread pool, whose threads
+# block instead of spinning (numpy releases the GIL inside matmul).
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+_SPLIT_MIN_FLOPS = 4e6
+
+
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            workers = max(1, min(os.cpu_count() or 1, 8))
+            _POOL = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tf2trt-ref") if workers > 1 else False
+    return _POOL
+
+
+def _single_threaded_blas():
+    """BLAS limited to one thread while the executor runs (the pool does the parallel work)."""
+    if not _pool() or os.environ.get("TF2TRT_EXECUTOR_BLAS_THREADS") == "native":
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D float arrays, split by rows of ``a`` across the pool when it is big enough."""
+    pool = _pool()
+    m = a.shape[0]
+    if not pool or m < 16 or 2.0 * m * a.shape[1] * b.shape[1] < _SPLIT_MIN_FLOPS:
+        return np.matmul(a, b)
+    parts = pool._max_workers
+    out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
+    bounds = [m * i // parts for i in range(parts + 1)]
+    futures = [pool.submit(np.matmul, a[lo:hi], b, out=out[lo:hi]) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+    for f in futures:
+        f.result()
+    return out
+
+
 def _conv_core(x, p, kernel, w_mat, w_dw, bias_b):
     nd = len(p["kernel_size"])
     ks, stride, dil = p["kernel_size"], p["stride"], p["dilation"]
@@ -336,7 +393,7 @@ def _conv_core(x, p, kernel, w_mat, w_dw, bias_b):
             xp = xp[(slice(None), slice(None)) + tuple(slice(0, o) for o in out)]
         cols = xp.reshape(n, c, -1)
         if n == 1:
-            y = np.matmul(w_mat[0], cols[0])[None]
+            y = _gemm(w_mat[0], cols[0])[None]
         else:
             y = np.matmul(w_mat[0], cols)
     elif w_dw is not None and cpg == 1:
@@ -359,7 +416,7 @@ def _conv_core(x, p, kernel, w_mat, w_dw, bias_b):
         perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
         cols = np.ascontiguousarray(win.transpose(perm)).reshape(n, g, cpg * int(np.prod(ks)), -1)
         if n == 1 and g == 1:
-            y = np.matmul(w_mat[0], cols[0, 0])
+            y = _gemm(w_mat[0], cols[0, 0])
         else:
             y = np.matmul(w_mat, cols)  # (N, g, K/g, P): one batched matmul over groups
     y = y.reshape((n, k) + tuple(out))
