@@ -62,7 +62,7 @@ def _fold_affine_into_conv(graph: Graph) -> None:
         channels = _conv_out_channels(graph, conv)
         if channels is None:
             continue
-        w = graph.const(conv.inputs[1]).astype(np.float64)
+        w = graph.const(conv.inputs[1])
         bias = np.zeros(channels, np.float64)
         if "_bias" in conv.attrs:
             bias = conv.attrs["_bias"].astype(np.float64)
@@ -124,12 +124,15 @@ def _fold_affine_into_conv(graph: Graph) -> None:
         if not chain:
             continue
         # fold: W[..., out] *= scale (Conv2D: HWIO; depthwise: HWIM, out = i*M + m)
+        # the scale is computed in float64, rounded once, then applied to the float32 weights
+        # (one rounding per weight; a float64 copy of every kernel made parsing twice as slow)
+        scale32 = scale.astype(w.dtype)
         if conv.op == "Conv2D":
-            w = w * scale.reshape(1, 1, 1, -1)
+            w = w * scale32.reshape(1, 1, 1, -1)
         else:
-            w = w * scale.reshape(1, 1, w.shape[2], w.shape[3])
+            w = w * scale32.reshape(1, 1, w.shape[2], w.shape[3])
         folded_name = conv.name + "/folded_filter"
-        const = Node(folded_name, "Const", [], {"dtype": "float32", "value": w.astype(np.float32)},
+        const = Node(folded_name, "Const", [], {"dtype": str(w.dtype), "value": w},
                      [tuple(w.shape)])
         new_nodes.append((conv, const))
         conv.inputs = [conv.inputs[0], f"{folded_name}:0"]
@@ -146,8 +149,9 @@ def _fold_affine_into_conv(graph: Graph) -> None:
         # consumers of the chain end now read the conv
         for user in graph.consumers.get(last.name, []):
             user.inputs = [f"{conv.name}:0" if r == f"{last.name}:0" else r for r in user.inputs]
-        graph.nodes = [n for n in graph.nodes if n.name not in removed]
-        graph.refresh()
+        # no refresh here: later chains start at other convolutions and never walk the rewired nodes
+    graph.nodes = [n for n in graph.nodes if n.name not in removed]
+    graph.refresh()
     for conv, const in new_nodes:
         idx = graph.nodes.index(conv)
         graph.nodes.insert(idx, const)

@@ -48,7 +48,7 @@ def _convolution(ctx, node, x: Value, kernel_kcrs: np.ndarray, groups: int, bias
     dilations = spatial_attr(node, "dilations", [1] * (nsp + 2), nsp + 2)
     ksize = list(kernel_kcrs.shape[2:])
     pre, post = spatial_padding(node, spatial, ksize, strides, dilations)
-    kernel = ctx.weights(kernel_kcrs.astype(np.float32))
+    kernel = ctx.weights(np.ascontiguousarray(kernel_kcrs, dtype=np.float32))  # one copy, not two
     bias_w = ctx.weights(np.asarray(bias, np.float32)) if bias is not None else None
     trt = ctx.trt
     layer = ctx.network.add_convolution_nd(tensor, int(kernel.shape[0]), tuple(ksize), trt.Weights(kernel),
