@@ -127,6 +127,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", help="comma-separated subset")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/zoo.md alone")
+    parser.add_argument("--update", action="store_true",
+                        help="merge the rows of the models run now into bench/results/zoo.json and re-render")
     args = parser.parse_args(argv)
     wanted = set(args.models.split(",")) if args.models else None
     rows = []
@@ -139,6 +141,11 @@ def main(argv=None) -> int:
         rows.append(row)
         sys.stdout.write(json.dumps(row) + "\n")
         sys.stdout.flush()
+    if args.update and (RESULTS / "zoo.json").exists():
+        previous = {r["model"]: r for r in json.loads((RESULTS / "zoo.json").read_text())}
+        previous.update({r["model"]: r for r in rows})
+        order = [row[0] for row in ZOO]
+        rows = [previous[name] for name in order if name in previous]
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "zoo.json").write_text(json.dumps(rows, indent=2) + "\n")
