@@ -1,0 +1,257 @@
+"""The seam between the pipeline and the converter.
+
+:class:`ConverterBackend` drives the real ``converter`` package; tests inject a
+small fake with the same methods.  Everything crosses this seam as bytes or
+small JSON-able dicts, so stages can run in separate processes or hosts.
+
+Nothing here imports TensorFlow or TensorRT until a stage actually needs it:
+the cache-key inputs (versions, the converter's source hash) come from package
+metadata and file bytes, which keeps a fully cached run fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import platform
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from .hashing import hash_tree
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    name: str
+
+    def toolchain(self) -> dict[str, Any]: ...
+    def source_digest(self) -> str: ...
+    def target(self, builder: dict) -> str: ...
+    def generate_example(self, name: str, seed: int, input_shape: list[int], path: Path) -> None: ...
+    def freeze(self, model_path: Path, inputs: list[dict], outputs: list[str] | None,
+               signature: str) -> tuple[bytes, dict]: ...
+    def parse(self, frozen: bytes) -> dict: ...
+    def construct(self, frozen: bytes) -> tuple[bytes, dict]: ...
+    def optimize(self, snapshot: bytes, builder: dict, timing_cache: Path | None) -> tuple[bytes, dict]: ...
+    def verify(self, frozen: bytes, snapshot: bytes, inputs_npz: Path | None, seed: int, samples: int,
+               rtol: float, atol: float) -> dict: ...
+
+
+def _dist_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+@functools.cache
+def tensorrt_flavor() -> tuple[str | None, str | None]:
+    """(flavor, version) without importing TensorRT: the same preference as converter.trt."""
+    if importlib.util.find_spec("tensorrt") is not None:
+        return "tensorrt", _dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_cu12")
+    if importlib.util.find_spec("tensorrt_rtx") is not None:
+        return "tensorrt-rtx", _dist_version("tensorrt-rtx", "tensorrt_rtx")
+    return None, None
+
+
+@functools.cache
+def converter_source_digest(root: str | None = None) -> str:
+    """blake3 over every .py file under the converter package (paths and bytes)."""
+    if root is None:
+        spec = importlib.util.find_spec("converter")
+        if spec is None or not spec.submodule_search_locations:
+            return "converter-not-installed"
+        root = list(spec.submodule_search_locations)[0]
+    return hash_tree(root, suffixes=(".py",))
+
+
+# A snapshot serialisation used when converter.Snapshot has no to_bytes():
+# deterministic (no zip timestamps): magic, header length, JSON header, raw arrays.
+_SNAP_MAGIC = b"TF2TRT-PIPELINE-SNAPSHOT-1\n"
+
+
+def snapshot_to_bytes(snapshot) -> bytes:
+    if hasattr(snapshot, "to_bytes"):  # the converter's own blob format
+        return snapshot.to_bytes()
+    import numpy as np
+
+    index, chunks, offset = [], [], 0
+    for key in sorted(snapshot.weights):
+        arr = np.ascontiguousarray(snapshot.weights[key])
+        data = arr.tobytes()
+        index.append({"name": key, "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset,
+                      "nbytes": len(data)})
+        chunks.append(data)
+        offset += len(data)
+    header = json.dumps({"topology": json.loads(snapshot.canonical_json()), "weights": index},
+                        sort_keys=True, separators=(",", ":")).encode()
+    return b"".join([_SNAP_MAGIC, struct.pack("<Q", len(header)), header, *chunks])
+
+
+def snapshot_from_bytes(data: bytes):
+    import converter
+
+    if not data.startswith(_SNAP_MAGIC):
+        return converter.Snapshot.from_bytes(data)
+    import numpy as np
+
+    n = struct.unpack_from("<Q", data, len(_SNAP_MAGIC))[0]
+    start = len(_SNAP_MAGIC) + 8
+    header = json.loads(data[start:start + n])
+    base = start + n
+    weights = {}
+    for item in header["weights"]:
+        buf = data[base + item["offset"]: base + item["offset"] + item["nbytes"]]
+        weights[item["name"]] = np.frombuffer(buf, dtype=np.dtype(item["dtype"])).reshape(item["shape"]).copy()
+    return converter.Snapshot(header["topology"], weights)
+
+
+class ConverterBackend:
+    """The real converter (``converter`` package, TensorFlow, TensorRT)."""
+
+    name = "converter"
+
+    def toolchain(self) -> dict[str, Any]:
+        flavor, version = tensorrt_flavor()
+        return {
+            "tensorflow": _dist_version("tensorflow", "tensorflow-cpu", "tf-nightly"),
+            "keras": _dist_version("keras"),
+            "tensorrt_flavor": flavor,
+            "tensorrt": version,
+            "python": platform.python_version(),
+        }
+
+    def source_digest(self) -> str:
+        return converter_source_digest()
+
+    def target(self, builder: dict) -> str:
+        if builder.get("targets"):
+            return ",".join(builder["targets"])
+        flavor, _ = tensorrt_flavor()
+        if flavor == "tensorrt":
+            return "current-gpu:" + _local_gpu()
+        return "default"
+
+    def generate_example(self, name: str, seed: int, input_shape: list[int], path: Path) -> None:
+        """Generate in a fresh interpreter: Keras numbers layer names per process
+        (a second model in one process gets ``input_layer_1``), so only a clean
+        process makes the same model, names included, every time."""
+        import subprocess
+        import sys
+
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        res = subprocess.run([sys.executable, "-c", _GENERATE, name, str(seed), json.dumps(list(input_shape)),
+                              str(path)], env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            tail = (res.stderr or "").strip().splitlines()[-1:] or ["(no output)"]
+            raise RuntimeError(f"could not generate keras.applications.{name}: {tail[0]}")
+
+    def freeze(self, model_path, inputs, outputs, signature):
+        import converter
+
+        overrides = {i["name"]: tuple(i["shape"]) for i in inputs}
+        frozen = converter.freeze(str(model_path), inputs=overrides, outputs=outputs or None,
+                                  signature=signature)
+        want = {i["name"]: i for i in inputs}
+        for spec in frozen.inputs:
+            cfg = want.get(spec.name)
+            if cfg is not None and str(spec.dtype) != cfg["dtype"]:
+                raise ValueError(f"input {spec.name!r} is {spec.dtype} in the model but {cfg['dtype']} in the "
+                                 f"config; fix inputs[].dtype")
+        missing = sorted(set(want) - {s.name for s in frozen.inputs})
+        if missing:
+            raise ValueError(f"the model has no input(s) {missing}; it has {[s.name for s in frozen.inputs]}")
+        meta = {"inputs": [{"name": s.name, "shape": list(s.shape), "dtype": str(s.dtype)} for s in frozen.inputs],
+                "outputs": list(frozen.outputs)}
+        return frozen.to_bytes(), meta
+
+    def parse(self, frozen: bytes) -> dict:
+        import converter
+
+        graph = converter.parse(converter.FrozenGraph.from_bytes(frozen))
+        counts = graph.op_counts()
+        return {"op_counts": dict(counts), "nodes": int(sum(counts.values()))}
+
+    def construct(self, frozen: bytes):
+        import converter
+
+        graph = converter.parse(converter.FrozenGraph.from_bytes(frozen))
+        net = converter.construct(graph)
+        snap = net.snapshot
+        return snapshot_to_bytes(snap), {"layers": int(snap.layer_count)}
+
+    def optimize(self, snapshot: bytes, builder: dict, timing_cache):
+        import converter
+
+        snap = snapshot_from_bytes(snapshot)
+        settings = converter.BuilderSettings(
+            workspace=builder.get("workspace"), opt_level=builder.get("opt_level", 3),
+            timing_cache=str(timing_cache) if timing_cache else None,
+            targets=tuple(builder["targets"]) if builder.get("targets") else None)
+        engine = converter.optimize_network(snap, settings)
+        return engine, {"layers": int(snap.layer_count)}
+
+    def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol) -> dict:
+        import converter
+
+        report = converter.verify(converter.FrozenGraph.from_bytes(frozen), snapshot_from_bytes(snapshot),
+                                  inputs_npz=str(inputs_npz) if inputs_npz else None, seed=seed,
+                                  samples=samples, rtol=rtol, atol=atol)
+        return report.to_dict()
+
+
+_GENERATE = """
+import json, sys
+import keras
+name, seed, shape, path = sys.argv[1], int(sys.argv[2]), tuple(json.loads(sys.argv[3])), sys.argv[4]
+factory = getattr(keras.applications, name, None)
+if factory is None or not callable(factory):
+    sys.exit(f"keras.applications has no model named {name!r}")
+keras.utils.set_random_seed(seed)
+factory(weights=None, input_shape=shape).save(path)
+"""
+
+
+@functools.cache
+def _local_gpu() -> str:
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return "unknown"
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out[0].replace(" ", "") if out else "unknown"
+
+
+def load_backend(spec: str | None = None) -> Backend:
+    """The backend named by ``spec`` or ``$TF2TRT_BACKEND`` ("module:attr"), else the converter.
+
+    The variable is a test seam: it lets a subprocess (``tf2trt build``) run on a
+    fake converter.  ``attr`` may be a class or a factory; it is called once.
+    """
+    spec = spec or os.environ.get("TF2TRT_BACKEND")
+    if not spec:
+        return ConverterBackend()
+    module_name, _, attr = spec.partition(":")
+    obj = getattr(importlib.import_module(module_name), attr or "Backend")
+    return obj() if callable(obj) else obj
+
+
+def temp_dir(base: Path) -> str:
+    base.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(dir=base, prefix=f"{os.getpid()}-")

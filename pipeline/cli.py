@@ -1,0 +1,316 @@
+"""``tf2trt``: build, status, serve, dashboard, gc (and the converter's ``convert``).
+
+Output is rendered with rich: tables go to stdout, or to stderr with ``--json``,
+whose one strict JSON object is the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError, expand_config_args, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("pipeline")
+
+STATUS_STYLE = {"built": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow"}
+
+
+def _artifacts_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifacts", metavar="DIR", default=None,
+                   help="artifact store directory (default: $TF2TRT_ARTIFACTS or ./artifacts)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tf2trt", description="TensorFlow to TensorRT: convert models and "
+                                     "run cached, config-driven build pipelines.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect and stage logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    b = sub.add_parser("build", help="build engines from config files (cached by content)")
+    b.add_argument("configs", nargs="+", metavar="CONFIG", help="config files (a directory means its *.yaml)")
+    _artifacts_arg(b)
+    b.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    b.add_argument("--jobs", "-j", type=int, default=2, help="concurrent stage tasks for several configs")
+    b.add_argument("--dask", metavar="ADDRESS", default=os.environ.get("TF2TRT_DASK_ADDRESS"),
+                   help="run stage tasks on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786)")
+    b.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("status", help="last run of each config per stage, from the store")
+    s.add_argument("configs", nargs="*", metavar="CONFIG", help="configs (default: every config in the store)")
+    _artifacts_arg(s)
+    s.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    s.set_defaults(func=cmd_status)
+
+    g = sub.add_parser("gc", help="remove blobs that no manifest references and no running build claims")
+    _artifacts_arg(g)
+    g.add_argument("--dry-run", action="store_true", help="report what would be removed")
+    g.add_argument("--keep-all-manifests", action="store_true",
+                   help="keep stage manifests of superseded builds (then only orphan blobs go)")
+    g.add_argument("--grace", type=float, default=600.0, metavar="SECONDS",
+                   help="keep superseded manifests younger than this (default 600)")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_gc)
+
+    sv = sub.add_parser("serve", help="serve Prefect deployments from the configs' schedules until stopped")
+    sv.add_argument("config_dir", nargs="?", default="configs", metavar="CONFIG_DIR")
+    _artifacts_arg(sv)
+    sv.add_argument("--port", type=int, default=None, help="port for a local server when one is started")
+    sv.add_argument("--limit", type=int, default=None, help="at most this many concurrent runs")
+    sv.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("dashboard", help="start the Prefect server and UI on 127.0.0.1 and print the URL")
+    d.add_argument("--port", type=int, default=4200)
+    d.set_defaults(func=cmd_dashboard)
+
+    w = sub.add_parser("deploy-optimize", help="register the optimize-only flow on a process work pool "
+                       "(run `prefect worker start --pool POOL` on each GPU host)")
+    w.add_argument("pool", help="work pool name (a process pool is created if missing)")
+    w.add_argument("--name", default="gpu", help="deployment name (default: gpu)")
+    w.set_defaults(func=cmd_deploy_optimize)
+
+    try:  # the converter's own subcommand (written in converter/cli_convert.py)
+        from converter.cli_convert import add_convert_parser
+    except ImportError:
+        pass
+    else:
+        add_convert_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if args.verbose:
+        root.setLevel(logging.INFO)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/]")
+        return 130
+
+
+# -------------------------------------------------------------------- build
+
+
+def _load_configs(paths: list[str], err: Console):
+    loaded, bad = [], 0
+    for p in expand_config_args(paths):
+        try:
+            loaded.append(load_config(p))
+        except ConfigError as exc:
+            bad += 1
+            err.print("[bold red]config error:[/] " + _escape(str(exc)))
+    return loaded, bad
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def render_build(console: Console, summary: dict) -> None:
+    title = f"{summary['name']}  ({summary['config']})"
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
+    table.add_column("reason", overflow="fold")
+    for s in summary["stages"]:
+        style = STATUS_STYLE.get(s["status"], "")
+        table.add_row(s["name"], f"[{style}]{s['status']}[/]", f"{s['seconds']:.3f}", _escape(s["reason"]))
+    console.print(table)
+    ver = summary["verification"]
+    if ver["outputs"]:
+        vt = Table(title=f"verification ({ver['checked']})", title_justify="left")
+        for col in ("output", "max_abs_err", "max_rel_err", "passed"):
+            vt.add_column(col)
+        for o in ver["outputs"]:
+            vt.add_row(o["name"], _fmt(o["max_abs_err"]), _fmt(o["max_rel_err"]),
+                       "[green]yes[/]" if o["passed"] else "[bold red]NO[/]")
+        console.print(vt)
+    total = sum(s["seconds"] for s in summary["stages"])
+    if summary["engine"]:
+        console.print(f"engine: {summary['engine']['path']} ({summary['engine']['bytes']} bytes, "
+                      f"blake3 {summary['engine_digest'][:16]}…); stage time {total:.3f} s")
+    verdict = "[green]OK[/]" if summary["ok"] else "[bold red]FAILED[/]"
+    console.print(f"{summary['name']}: {verdict}" + (f" — {_escape(summary['error'])}" if summary.get("error") else ""))
+
+
+def _fmt(x) -> str:
+    return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
+
+
+class _ProgressHook:
+    """Shows which stage is running (long steps such as optimize take minutes)."""
+
+    def __init__(self, status):
+        self.status = status
+        self.running: dict[tuple[str, str], float] = {}
+
+    def __call__(self, event: str, config: str, stage: str, info: str = "") -> None:
+        if event == "start":
+            self.running[(config, stage)] = time.monotonic()
+        else:
+            self.running.pop((config, stage), None)
+        if self.running:
+            now = time.monotonic()
+            parts = [f"{c}: {s} ({now - t:.0f} s)" for (c, s), t in self.running.items()]
+            self.status.update("building " + ", ".join(parts))
+        else:
+            self.status.update("finishing")
+
+
+def cmd_build(args) -> int:
+    out = Console(stderr=args.json)
+    err = Console(stderr=True)
+    configs, bad = _load_configs(args.configs, err)
+    if bad:
+        return EXIT_USAGE
+    if not configs:
+        err.print("[bold red]no config files given[/]")
+        return EXIT_USAGE
+    artifacts = str(Path(args.artifacts).resolve()) if args.artifacts else None
+    from .runtime import no_heartbeats, prepare_prefect, wait_ready
+
+    mode = prepare_prefect(verbose=args.verbose)
+    log.info("prefect: %s", mode)
+    from . import flows, stages
+
+    wait_ready()
+
+    summaries: list[dict] = []
+    t0 = time.perf_counter()
+    with err.status("starting Prefect…", spinner="dots") as status:
+        hook = _ProgressHook(status)
+        stages.PROGRESS_HOOKS.append(hook)
+        try:
+            with no_heartbeats():
+                if len(configs) == 1 and not args.dask:
+                    summaries = [flows.run_flow(flows.build, configs[0].to_json(), artifacts)]
+                else:
+                    runner = flows.runner_for(args.jobs, args.dask)
+                    summaries = flows.run_flow(flows.build_all.with_options(task_runner=runner),
+                                               [c.to_json() for c in configs], artifacts)
+        finally:
+            stages.PROGRESS_HOOKS.remove(hook)
+    wall = time.perf_counter() - t0
+    for s in summaries:
+        render_build(out, s)
+    err.print(f"[dim]{len(summaries)} build(s) in {wall:.1f} s wall time (prefect: {mode})[/]")
+    if args.json:
+        payload = {"builds": [{"config": s["config"], "stages": s["stages"], "engine": s["engine"],
+                               "verification": s["verification"]} for s in summaries]}
+        sys.stdout.write(json.dumps(payload, allow_nan=False, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+    return EXIT_OK if summaries and all(s["ok"] for s in summaries) else EXIT_FAILED
+
+
+# ------------------------------------------------------------------- status
+
+
+def cmd_status(args) -> int:
+    from .status import collect_status, render_status
+
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        rows = collect_status(args.configs, args.artifacts)
+    except ConfigError as exc:
+        err.print("[bold red]config error:[/] " + _escape(str(exc)))
+        return EXIT_USAGE
+    if args.json:
+        sys.stdout.write(json.dumps({"configs": rows}, allow_nan=False) + "\n")
+    else:
+        render_status(out, rows)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- gc
+
+
+def cmd_gc(args) -> int:
+    from .store import ArtifactStore
+
+    store = ArtifactStore(args.artifacts)
+    report = store.gc(dry_run=args.dry_run, prune_manifests=not args.keep_all_manifests, grace=args.grace)
+    if args.json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return EXIT_OK
+    out = Console()
+    verb = "would remove" if args.dry_run else "removed"
+    out.print(f"{verb} {report['removed_blobs']} blob(s), {report['freed_bytes'] / 2**20:.1f} MiB; "
+              f"kept {report['kept_blobs']} referenced, {report['claimed_by_running_builds']} claimed by "
+              f"{report['live_builds']} running build(s); pruned {report['pruned_manifests']} superseded "
+              f"manifest(s); swept {report['stale_leases']} stale lease(s), {report['temp_files']} temp file(s)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------- serve, dashboard
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve_configs
+
+    try:
+        return serve_configs(args.config_dir, args.artifacts, port=args.port, limit=args.limit,
+                             console=Console(), verbose=args.verbose)
+    except RuntimeError as exc:  # a server that would not start: say why, no traceback
+        Console(stderr=True).print(f"[bold red]error:[/] {_escape(str(exc))}")
+        return EXIT_FAILED
+
+
+def cmd_deploy_optimize(args) -> int:
+    from .runtime import quiet_defaults, recorded_server
+
+    quiet_defaults(args.verbose)
+    err = Console(stderr=True)
+    if not os.environ.get("PREFECT_API_URL"):
+        url = recorded_server()
+        if not url:
+            err.print("[bold red]work pools need a Prefect server:[/] set PREFECT_API_URL or run `tf2trt dashboard`")
+            return EXIT_USAGE
+        os.environ["PREFECT_API_URL"] = url
+    from .flows import deploy_optimize_only
+
+    ref = deploy_optimize_only(args.pool, args.name)
+    Console().print(f"deployed [bold]{ref}[/] on work pool [bold]{args.pool}[/]\n"
+                    f"  on each GPU host:  prefect worker start --pool {args.pool} --type process\n"
+                    f"  then build with:   TF2TRT_OPTIMIZE_DEPLOYMENT={ref} tf2trt build CONFIG")
+    return EXIT_OK
+
+
+def cmd_dashboard(args) -> int:
+    from .runtime import free_port, healthy
+    from .serve import run_dashboard
+
+    if healthy(f"http://127.0.0.1:{args.port}/api", timeout=1.0):
+        Console(stderr=True).print(f"[bold red]port {args.port} already serves a Prefect API[/] "
+                                   f"(http://127.0.0.1:{args.port}); use it, or pick another --port "
+                                   f"(e.g. {free_port()})")
+        return EXIT_FAILED
+    try:
+        return run_dashboard(args.port, Console())
+    except RuntimeError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {_escape(str(exc))}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""Build configs: one YAML file per model build, validated with pydantic.
+
+Every problem is reported as ``FILE:LINE: KEY: problem`` plus a ``fix:`` line,
+and all problems of a file are reported together.  YAML is parsed with
+``yaml.SafeLoader`` (no object construction) and duplicate keys are errors.
+Relative paths are relative to the config file's directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DTYPES = ("float32", "float16", "int32", "int64", "int8", "uint8", "bool")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+class ConfigIssue:
+    def __init__(self, key: str, problem: str, fix: str, line: int | None = None):
+        self.key, self.problem, self.fix, self.line = key, problem, fix, line
+
+    def render(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.key or '(top level)'}: {self.problem}\n  fix: {self.fix}"
+
+
+class ConfigError(Exception):
+    """A config file is invalid; ``str()`` names the file, each key and its fix."""
+
+    def __init__(self, file: str | os.PathLike, issues: list[ConfigIssue]):
+        self.file = str(file)
+        self.issues = issues
+        super().__init__("\n".join(i.render(self.file) for i in issues))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSource(_Strict):
+    path: Optional[str] = Field(None, description="a .keras/.h5 file, a SavedModel directory or a frozen .pb, "
+                                                  "relative to the config file")
+    keras_application: Optional[str] = Field(None, description="a tf.keras.applications name such as "
+                                                               "MobileNetV2 (example model, weights=None)")
+    seed: int = Field(0, description="an integer seed for the generated example model")
+    signature: str = Field("serving_default", description="the SavedModel signature to freeze")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.keras_application is None):
+            raise ValueError("give exactly one of model.path or model.keras_application")
+        return self
+
+
+class InputSpec(_Strict):
+    name: str = Field(description="the input's name in the model signature")
+    shape: list[int] = Field(description="a list of dimensions with the batch first, e.g. [1, 224, 224, 3]")
+    dtype: Literal[DTYPES] = Field("float32", description="one of " + ", ".join(DTYPES))  # type: ignore[valid-type]
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, v: list[int]):
+        if not v or any(d <= 0 for d in v):
+            raise ValueError("every dimension must be a positive integer (engines are built for fixed shapes)")
+        return v
+
+
+class BuilderSpec(_Strict):
+    workspace: Optional[int] = Field(None, description="workspace memory pool limit: bytes, or a size like "
+                                                       "'512MiB'; null for TensorRT's default")
+    opt_level: int = Field(3, ge=0, le=5, description="the builder optimization level, an integer 0-5")
+    targets: Optional[list[str]] = Field(None, description="compute capabilities to build for, e.g. [SM86] "
+                                                           "(TensorRT-RTX), or null for the default target")
+    timing_cache: bool = Field(True, description="true to reuse and update the store's timing cache")
+
+    @field_validator("workspace", mode="before")
+    @classmethod
+    def _size(cls, v: Any):
+        if isinstance(v, str):
+            m = _SIZE.match(v)
+            if not m:
+                raise ValueError(f"cannot read {v!r} as a size")
+            v = int(float(m.group(1)) * _UNITS[(m.group(2) or "B").lower()])
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+            raise ValueError("must be a positive number of bytes")
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _upper(cls, v):
+        return None if v is None else [t.upper() for t in v]
+
+
+class VerificationSpec(_Strict):
+    enabled: bool = Field(True, description="true to compare the converted network with TensorFlow")
+    rtol: float = Field(1e-4, ge=0, description="a relative tolerance, a float >= 0")
+    atol: float = Field(1e-5, ge=0, description="an absolute tolerance, a float >= 0")
+    samples: int = Field(1, ge=1, description="how many random input samples to check, an integer >= 1")
+    seed: int = Field(0, description="an integer seed for the random inputs")
+    inputs_npz: Optional[str] = Field(None, description="an .npz of real inputs named after the model inputs, "
+                                                        "relative to the config file")
+
+
+class ScheduleSpec(_Strict):
+    cron: Optional[str] = Field(None, description="a cron expression such as '0 3 * * *'")
+    interval: Optional[float] = Field(None, gt=0, description="seconds between runs, a number > 0")
+    timezone: Optional[str] = Field(None, description="an IANA time zone for cron, e.g. Europe/Berlin")
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("give exactly one of schedule.cron or schedule.interval")
+        if self.cron is not None:
+            from cronsim import CronSim, CronSimError  # Prefect's own cron parser
+            from datetime import datetime
+
+            try:
+                CronSim(self.cron, datetime(2000, 1, 1))
+            except CronSimError as exc:
+                raise ValueError(f"bad cron expression {self.cron!r}: {exc}") from None
+        return self
+
+
+class BuildConfig(_Strict):
+    name: Optional[str] = Field(None, description="a short name; defaults to the file name without .yaml")
+    model: ModelSource = Field(description="where the model comes from")
+    inputs: list[InputSpec] = Field(min_length=1, description="a list of {name, shape, dtype}")
+    outputs: Optional[list[str]] = Field(None, description="output names to keep, or null for the signature's")
+    builder: BuilderSpec = Field(default_factory=BuilderSpec, description="TensorRT builder settings")
+    verification: VerificationSpec = Field(default_factory=VerificationSpec, description="verification settings")
+    output: str = Field(description="where to place the finished engine (its manifest goes beside it as .json), "
+                                    "relative to the config file")
+    schedule: Optional[ScheduleSpec] = Field(None, description="{cron: ...} or {interval: seconds}")
+    tags: list[str] = Field(default_factory=list, description="a list of strings")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("use letters, digits, '.', '_' and '-' only")
+        return v
+
+
+class LoadedConfig:
+    """A validated config plus where it came from, with paths resolved."""
+
+    def __init__(self, spec: BuildConfig, path: Path, given: str):
+        self.spec = spec
+        self.path = path.resolve()
+        self.given = given
+        self.dir = self.path.parent
+        self.name = spec.name or _default_name(self.path)
+
+    def resolve(self, rel: str | None) -> Path | None:
+        if rel is None:
+            return None
+        p = Path(os.path.expandvars(os.path.expanduser(rel)))
+        return Path(os.path.normpath(p if p.is_absolute() else (self.dir / p)))
+
+    @property
+    def model_path(self) -> Path | None:
+        return self.resolve(self.spec.model.path)
+
+    @property
+    def inputs_npz(self) -> Path | None:
+        return self.resolve(self.spec.verification.inputs_npz)
+
+    @property
+    def output_path(self) -> Path:
+        return self.resolve(self.spec.output)  # type: ignore[return-value]
+
+    def to_json(self) -> dict:
+        """Small, JSON-safe form for passing to tasks (re-validated there)."""
+        return {"path": str(self.path), "given": self.given, "spec": self.spec.model_dump(mode="json")}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LoadedConfig":
+        return cls(BuildConfig.model_validate(data["spec"]), Path(data["path"]), data["given"])
+
+    def __repr__(self):
+        return f"LoadedConfig({self.given!r}, name={self.name!r})"
+
+
+def _default_name(path: Path) -> str:
+    stem = path.name
+    for suffix in (".yaml", ".yml"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", stem) or "config"
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and remembers each key's line."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.lines: dict[int, dict[Any, int]] = {}
+        self.keep: list[Any] = []
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, line, first):
+        self.key, self.line, self.first = key, line, first
+
+
+def _construct_mapping(loader: _Loader, node, deep=False):
+    seen: dict[Any, int] = {}
+    loader.flatten_mapping(node)
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise _DuplicateKey(key, line, seen[key])
+        seen[key] = line
+    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    loader.lines[id(mapping)] = seen
+    loader.keep.append(mapping)
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(data: Any, loc: tuple, lines: dict[int, dict[Any, int]]) -> int | None:
+    line = None
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            line = lines.get(id(node), {}).get(part, line)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _field_for(loc: tuple):
+    """The pydantic FieldInfo and owning model for a location, if any."""
+    model: Any = BuildConfig
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None, model
+        info = fields[part]
+        ann = info.annotation
+        inner = _model_in(ann)
+        model = inner if inner is not None else None
+    return info, model
+
+
+def _model_in(ann) -> Any:
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _key_name(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _issue_from_error(err: dict, data: Any, lines) -> ConfigIssue:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    kind = err["type"]
+    key = _key_name(loc)
+    line = _line_of(data, loc, lines)
+    if kind == "extra_forbidden":
+        parent_info, parent_model = _field_for(loc[:-1]) if len(loc) > 1 else (None, BuildConfig)
+        allowed = sorted(getattr(parent_model, "model_fields", {}) or {})
+        bad = str(loc[-1])
+        close = difflib.get_close_matches(bad, allowed, n=1)
+        fix = (f"did you mean '{close[0]}'? " if close else "") + f"allowed keys here: {', '.join(allowed)}"
+        return ConfigIssue(key, f"unknown key '{bad}'", fix, line)
+    info, _ = _field_for(loc)
+    describe = info.description if info is not None and info.description else None
+    if kind == "missing":
+        parent_line = _line_of(data, loc[:-1], lines)
+        return ConfigIssue(key, "missing required key",
+                           f"add '{loc[-1]}:' — {describe}" if describe else f"add '{loc[-1]}:'", parent_line)
+    got = err.get("input")
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    problem = msg if kind == "value_error" else f"{msg} (got {got!r})"
+    fix = f"set {key or 'it'} to {describe}" if describe else "see docs/pipeline.md for the config schema"
+    return ConfigIssue(key, problem, fix, line)
+
+
+def parse_config_text(text: str, file: str | os.PathLike = "<string>") -> tuple[BuildConfig, dict, dict]:
+    """Parse and schema-validate YAML text; returns (spec, raw data, key lines)."""
+    loader = _Loader(text)
+    try:
+        try:
+            data = loader.get_single_data()
+        except _DuplicateKey as dup:
+            raise ConfigError(file, [ConfigIssue(str(dup.key), f"duplicate key (first at line {dup.first})",
+                                                 "keep one of them", dup.line)]) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(file, [ConfigIssue("", f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                                 "fix the YAML syntax", mark.line + 1 if mark else None)]) from None
+        lines = loader.lines
+    finally:
+        loader.dispose()
+    if data is None:
+        raise ConfigError(file, [ConfigIssue("", "the file is empty", "write a build config (see configs/resnet50.yaml)")])
+    if not isinstance(data, dict):
+        raise ConfigError(file, [ConfigIssue("", f"expected a mapping of keys, got {type(data).__name__}",
+                                             "write a build config (see configs/resnet50.yaml)")])
+    try:
+        spec = BuildConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(file, [_issue_from_error(e, data, lines) for e in exc.errors()]) from None
+    return spec, data, lines
+
+
+def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConfig:
+    """Read, validate and resolve one config file.  Raises :class:`ConfigError`."""
+    given = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(given, [ConfigIssue("", "no such config file",
+                                              "give the path of an existing .yaml file")])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(given, [ConfigIssue("", f"cannot read the file: {exc}", "check the file")]) from None
+    spec, data, lines = parse_config_text(text, given)
+    cfg = LoadedConfig(spec, p, given)
+    if check_files:
+        issues = []
+        mp = cfg.model_path
+        if mp is not None and not mp.exists():
+            issues.append(ConfigIssue("model.path", f"file not found: {mp}",
+                                      "correct the path (relative paths start at the config file's directory)",
+                                      _line_of(data, ("model", "path"), lines)))
+        npz = cfg.inputs_npz
+        if npz is not None and not npz.is_file():
+            issues.append(ConfigIssue("verification.inputs_npz", f"file not found: {npz}",
+                                      "correct the path (relative paths start at the config file's directory)",
+                                      _line_of(data, ("verification", "inputs_npz"), lines)))
+        if spec.model.keras_application is not None and len(spec.inputs) != 1:
+            issues.append(ConfigIssue("inputs", "a keras.applications model has exactly one input",
+                                      "list one input", _line_of(data, ("inputs",), lines)))
+        out = cfg.output_path
+        if out.exists() and out.is_dir():
+            issues.append(ConfigIssue("output", f"{out} is a directory",
+                                      "give a file path for the engine, e.g. ../build/model.engine",
+                                      _line_of(data, ("output",), lines)))
+        if issues:
+            raise ConfigError(given, issues)
+    return cfg
+
+
+def expand_config_args(paths: list[str]) -> list[str]:
+    """Config arguments: files as given; directories expand to their *.yaml / *.yml files."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            out.extend(sorted(str(Path(p) / f) for f in os.listdir(p) if f.endswith((".yaml", ".yml"))))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,376 @@
+"""Prefect 3 flows: ``build`` (one config) and ``build_all`` (many, fanned out).
+
+The five stages are Prefect tasks named freeze, parse, construct, optimize and
+verify.  Tasks pass small JSON results (artifact digests, never artifact bytes)
+and have Prefect's own caching and result persistence turned off: caching is
+ours (:mod:`pipeline.stages`), keyed by content.  A cached stage finishes in a
+``Cached`` state and a failed one in ``Failed``, so the run graph reads like the
+CLI table.  Each build publishes three Prefect artifacts: the stage table, the
+verification table and the engine facts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.states import Completed, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from .backend import load_backend
+from .config import LoadedConfig, load_config
+from .stages import STAGES, StageContext, StageResult, place_engine, run_stage, summarize
+from .store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_stores: dict[str, ArtifactStore] = {}
+_backend = None
+
+
+def get_store(artifacts: str | None) -> ArtifactStore:
+    root = str(Path(artifacts or os.environ.get("TF2TRT_ARTIFACTS") or "artifacts").resolve())
+    with _lock:
+        if root not in _stores:
+            _stores[root] = store = ArtifactStore(root)
+            try:
+                store.sweep_tmp()  # temp files of killed writers (never blobs)
+            except OSError as exc:
+                log.warning("could not sweep %s: %s", store.root / "tmp", exc)
+        return _stores[root]
+
+
+def get_backend():
+    global _backend
+    with _lock:
+        if _backend is None:
+            _backend = load_backend()
+        return _backend
+
+
+def set_backend(backend) -> None:
+    """Install a backend for this process (tests inject a fake converter here)."""
+    global _backend
+    with _lock:
+        _backend = backend
+
+
+def _context(config_json: dict, artifacts: str | None, logger=None) -> StageContext:
+    cfg = LoadedConfig.from_json(config_json)
+    return StageContext(cfg, get_store(artifacts), get_backend(), logger)
+
+
+def _stage_body(stage: str, config_json: dict, artifacts: str | None, upstream: dict[str, dict]):
+    try:
+        logger = get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a run (direct call)
+        logger = None
+    ctx = _context(config_json, artifacts, logger)
+    res = run_stage(stage, ctx, {k: StageResult.from_dict(v) for k, v in upstream.items()})
+    data = res.to_dict()
+    if res.status == "failed":
+        return Failed(message=f"{stage}: {res.reason}", data=data)
+    if res.status == "cached":
+        return Completed(name="Cached", message=res.reason, data=data)
+    if res.status == "skipped":
+        return Completed(name="Skipped", message=res.reason, data=data)
+    return Completed(message=res.reason, data=data)
+
+
+_TASK_OPTS: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
+
+
+@task(name="freeze", task_run_name="freeze-{name}", **_TASK_OPTS)
+def freeze(name: str, config_json: dict, artifacts: str | None, upstream: dict):
+    """Freeze the model into one GraphDef (TensorFlow)."""
+    return _stage_body("freeze", config_json, artifacts, upstream)
+
+
+@task(name="parse", task_run_name="parse-{name}", **_TASK_OPTS)
+def parse(name: str, config_json: dict, artifacts: str | None, upstream: dict):
+    """Parse the frozen graph and check every op is supported."""
+    return _stage_body("parse", config_json, artifacts, upstream)
+
+
+@task(name="construct", task_run_name="construct-{name}", **_TASK_OPTS)
+def construct(name: str, config_json: dict, artifacts: str | None, upstream: dict):
+    """Construct the TensorRT network and snapshot it."""
+    return _stage_body("construct", config_json, artifacts, upstream)
+
+
+@task(name="optimize", task_run_name="optimize-{name}", **_TASK_OPTS)
+def optimize(name: str, config_json: dict, artifacts: str | None, upstream: dict):
+    """Build the serialized engine from the snapshot (TensorRT only, no TensorFlow)."""
+    return _stage_body("optimize", config_json, artifacts, upstream)
+
+
+@task(name="verify", task_run_name="verify-{name}", **_TASK_OPTS)
+def verify(name: str, config_json: dict, artifacts: str | None, upstream: dict):
+    """Compare the converted network with TensorFlow."""
+    return _stage_body("verify", config_json, artifacts, upstream)
+
+
+TASKS = {"freeze": freeze, "parse": parse, "construct": construct, "optimize": optimize, "verify": verify}
+
+
+def _result_of(state) -> StageResult:
+    try:
+        data = state.result(raise_on_failure=False)
+    except Exception as exc:  # noqa: BLE001
+        data = exc
+    return _as_result(data, state.message or state.name)
+
+
+def _future_result(fut) -> StageResult:
+    """The StageResult of a finished future (from the engine's in-memory final state)."""
+    fut.wait()
+    try:
+        data = fut.result(raise_on_failure=False)
+    except Exception as exc:  # noqa: BLE001
+        data = exc
+    return _as_result(data, None)
+
+
+def _as_result(data, message) -> StageResult:
+    if isinstance(data, dict) and "status" in data:
+        return StageResult.from_dict(data)
+    # The task itself crashed (not a stage failure): report it as a failed stage.
+    msg = message or (str(data) if data is not None else "no result")
+    return StageResult(name="?", status="failed", seconds=0.0, reason=f"task crashed: {msg}"[:500])
+
+
+def _finish(ctx: StageContext, results: dict[str, StageResult], publish: bool = True) -> dict:
+    engine = None
+    place_error = None
+    if all(results[s].ok or (s == "verify" and results[s].status == "skipped" and results["optimize"].ok)
+           for s in STAGES):
+        try:
+            engine = place_engine(ctx, results)
+        except Exception as exc:  # noqa: BLE001
+            place_error = f"could not place the engine at {ctx.config.output_path}: {exc}"
+            ctx.log.error("%s", place_error)
+    summary = summarize(ctx, results, engine)
+    if place_error:
+        summary["ok"] = False
+        summary["error"] = place_error
+    if publish:
+        try:
+            publish_artifacts(summary)
+        except Exception as exc:  # noqa: BLE001 - the dashboard is a view, never a build failure
+            ctx.log.warning("could not publish dashboard artifacts: %s", exc)
+    return summary
+
+
+def _artifact_key(name: str, what: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "build"
+    return f"tf2trt-{slug}-{what}"
+
+
+def publish_artifacts(summary: dict) -> None:
+    """Stage table, verification table and engine facts as Prefect artifacts."""
+    name = summary["name"]
+    create_table_artifact(
+        key=_artifact_key(name, "stages"),
+        table=[{"stage": s["name"], "status": s["status"], "seconds": f"{s['seconds']:.3f}",
+                "reason": s["reason"]} for s in summary["stages"]],
+        description=f"Stage status of {name} ({summary['config']})",
+    )
+    ver = summary["verification"]
+    rows = [{"output": o["name"], "max_abs_err": _num(o["max_abs_err"]), "max_rel_err": _num(o["max_rel_err"]),
+             "passed": "yes" if o["passed"] else "NO"} for o in ver["outputs"]]
+    if not rows:
+        rows = [{"output": "-", "max_abs_err": "-", "max_rel_err": "-", "passed": "not checked"}]
+    verdict = {True: "passed", False: "FAILED", None: "not run"}[ver["passed"]]
+    create_table_artifact(key=_artifact_key(name, "verification"), table=rows,
+                          description=f"Verification of {name}: {verdict} (checked on {ver['checked'] or '-'})")
+    f = summary["facts"]
+    md = "\n".join([
+        f"# Engine: {name}",
+        "",
+        "| fact | value |",
+        "| --- | --- |",
+        f"| layers | {f['layers'] if f['layers'] is not None else '-'} |",
+        f"| bytes | {f['bytes'] if f['bytes'] is not None else '-'} |",
+        f"| digest | `{f['digest'] or '-'}` |",
+        f"| TensorRT | {f['tensorrt_flavor']} {f['tensorrt']} |",
+        f"| target | {f['target']} |",
+        f"| placed at | {summary['engine']['path'] if summary['engine'] else '-'} |",
+    ])
+    create_markdown_artifact(key=_artifact_key(name, "engine"), markdown=md,
+                             description=f"Engine facts of {name}")
+
+
+def _num(x) -> str:
+    return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
+
+
+def _load(config: str | dict) -> LoadedConfig:
+    if isinstance(config, dict):
+        return LoadedConfig.from_json(config)
+    return load_config(config)
+
+
+def _build_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    c = flow_run.parameters.get("config")
+    if isinstance(c, dict):
+        c = c.get("given") or c.get("path")
+    return "build-" + (Path(str(c)).name.rsplit(".", 1)[0] if c else "config")
+
+
+@flow(name="build", flow_run_name=_build_run_name, persist_result=False, log_prints=False,
+      validate_parameters=False)
+def build(config: str | dict, artifacts: str | None = None, publish: bool = True) -> dict:
+    """Build one config: the five stages in order, then place the engine."""
+    logger = get_run_logger()
+    cfg = _load(config)
+    cj = cfg.to_json()
+    results: dict[str, StageResult] = {}
+    remote = os.environ.get("TF2TRT_OPTIMIZE_DEPLOYMENT")
+    for stage in STAGES:
+        upstream = {k: v.to_dict() for k, v in results.items()}
+        if stage == "optimize" and remote and all(r.ok for r in results.values()):
+            _optimize_remotely(remote, cj, artifacts, upstream, logger)
+        state = TASKS[stage](cfg.name, cj, artifacts, upstream, return_state=True)
+        res = _result_of(state)
+        res.name = stage
+        results[stage] = res
+    ctx = StageContext(cfg, get_store(artifacts), get_backend(), logger)
+    summary = _finish(ctx, results, publish)
+    logger.info("%s: %s", cfg.name, "OK" if summary["ok"] else "FAILED")
+    if not summary["ok"]:
+        failed = [s for s in summary["stages"] if s["status"] == "failed"]
+        why = f"{failed[0]['name']}: {failed[0]['reason']}" if failed else summary.get("error", "failed")
+        return Failed(message=f"{cfg.name} failed ({why})", data=summary)
+    return summary
+
+
+def _optimize_remotely(deployment: str, cj: dict, artifacts, upstream: dict, logger) -> None:
+    """Run optimize on a work pool (a GPU host); the local task then finds its manifest.
+
+    The remote run writes the engine and its manifest into the shared artifact
+    store; results travel through the store, never through Prefect.
+    """
+    from prefect.deployments import run_deployment
+
+    logger.info("optimize: dispatching to deployment %s", deployment)
+    run = run_deployment(deployment, parameters={"config": cj, "artifacts": artifacts, "upstream": upstream},
+                         timeout=None)
+    state = run.state
+    if state is None or not state.is_completed():
+        logger.warning("optimize: remote run %s ended %s; building here instead", run.name,
+                       state.name if state else "without a state")
+
+
+@flow(name="optimize_only", persist_result=False, log_prints=False, validate_parameters=False)
+def optimize_only(config: dict, artifacts: str | None = None, upstream: dict | None = None) -> dict:
+    """Only the optimize stage, from a snapshot already in the store.
+
+    Deploy it on a process work pool whose worker runs on a GPU host: that host
+    needs TensorRT and this package, not TensorFlow (optimize reads the network
+    snapshot, never the model).
+    """
+    cfg = _load(config)
+    state = optimize(cfg.name, cfg.to_json(), artifacts, upstream or {}, return_state=True)
+    res = _result_of(state)
+    if res.status == "failed":
+        return Failed(message=res.reason, data=res.to_dict())
+    return res.to_dict()
+
+
+def deploy_optimize_only(pool: str, name: str = "gpu") -> str:
+    """Register ``optimize_only`` on a process work pool (created if missing); returns "flow/deployment"."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments.runner import EntrypointType
+    from prefect.exceptions import ObjectAlreadyExists
+
+    async def ensure_pool():
+        async with get_client() as client:
+            try:
+                await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            except ObjectAlreadyExists:
+                pass
+
+    asyncio.run(ensure_pool())
+    optimize_only.deploy(name=name, work_pool_name=pool, build=False, push=False, print_next_steps=False,
+                         entrypoint_type=EntrypointType.MODULE_PATH, ignore_warnings=True)
+    return f"optimize_only/{name}"
+
+
+def _submit(stage: str, cfg: LoadedConfig, artifacts, results: dict[str, StageResult]):
+    upstream = {k: v.to_dict() for k, v in results.items()}
+    return TASKS[stage].submit(cfg.name, cfg.to_json(), artifacts, upstream)
+
+
+@flow(name="build_all", persist_result=False, log_prints=False, validate_parameters=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=2))
+def build_all(configs: list[str | dict], artifacts: str | None = None, publish: bool = True) -> list[dict]:
+    """Build many configs; stages of different configs overlap, bounded by the task runner.
+
+    Each config's next stage is submitted as soon as its previous one ends, so
+    one slow optimize does not hold back the other configs.
+    """
+    logger = get_run_logger()
+    loaded = [_load(c) for c in configs]
+    results: list[dict[str, StageResult]] = [{} for _ in loaded]
+    pending: dict[Any, tuple[int, str]] = {}
+    for i, cfg in enumerate(loaded):
+        pending[_submit("freeze", cfg, artifacts, results[i])] = (i, "freeze")
+    while pending:
+        fut = next(iter(as_completed(list(pending))))
+        i, stage = pending.pop(fut)
+        res = _future_result(fut)
+        res.name = stage
+        results[i][stage] = res
+        nxt = STAGES.index(stage) + 1
+        if nxt < len(STAGES):
+            pending[_submit(STAGES[nxt], loaded[i], artifacts, results[i])] = (i, STAGES[nxt])
+    summaries = []
+    for cfg, res in zip(loaded, results):
+        ctx = StageContext(cfg, get_store(artifacts), get_backend(), logger)
+        summaries.append(_finish(ctx, res, publish))
+    ok = sum(s["ok"] for s in summaries)
+    logger.info("built %d config(s): %d ok", len(summaries), ok)
+    if ok < len(summaries):
+        return Failed(message=f"{len(summaries) - ok} of {len(summaries)} builds failed", data=summaries)
+    return summaries
+
+
+def run_flow(fn, *args, **kwargs):
+    """Call a flow and return its data whether it completed or failed."""
+    state = fn(*args, return_state=True, **kwargs)
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, BaseException):
+        raise data
+    return data
+
+
+def dask_runner(address: str | None = None, n_workers: int | None = None):
+    """A DaskTaskRunner on an existing scheduler (``tcp://host:8786``) or a small local cluster."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    kwargs: dict[str, Any] = {"n_workers": n_workers or 2, "threads_per_worker": 1, "processes": True}
+    return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+@functools.cache
+def runner_for(jobs: int = 2, dask_address: str | None = None):
+    if dask_address:
+        return dask_runner(dask_address)
+    return ThreadPoolTaskRunner(max_workers=max(1, jobs))

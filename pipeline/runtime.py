@@ -1,0 +1,306 @@
+"""Where Prefect runs: an existing server, our own local server, or embedded ephemeral mode.
+
+Order of preference for ``build``:
+
+1. ``PREFECT_API_URL`` when set (a team server, or ``tf2trt dashboard``'s).
+2. A server started by ``tf2trt dashboard`` / ``tf2trt serve`` on this machine
+   (recorded in ``$TF2TRT_STATE_DIR/server.json``) when it answers.
+3. Prefect's ephemeral mode.  Only one process at a time may own the default
+   SQLite database (several processes on one ephemeral database report
+   "database is locked"); we take a ``flock`` on it, and a concurrent build
+   works on a private copy of it instead.
+
+Everything here must run *before* ``import prefect``: Prefect reads its
+settings from the environment once, at import.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .locks import FileLock, pid_alive
+
+log = logging.getLogger(__name__)
+
+_held: list[FileLock] = []
+
+
+def state_dir() -> Path:
+    base = os.environ.get("TF2TRT_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tf2trt")
+    p = Path(base)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def quiet_defaults(verbose: bool = False) -> None:
+    """Prefect settings that a CLI run wants (set only where the user has not)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_CLI_PROMPT", "false")
+    if not verbose:
+        # Stage logs still reach the Prefect API (the dashboard); the terminal gets our table.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def recorded_server() -> str | None:
+    """The API URL of a local server started by ``tf2trt dashboard``/``serve``, if it is up."""
+    rec_path = state_dir() / "server.json"
+    try:
+        rec = json.loads(rec_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not pid_alive(int(rec.get("pid", 0))) or not healthy(rec["api_url"], timeout=1.0):
+        return None
+    return rec["api_url"]
+
+
+def _default_db_path() -> Path | None:
+    for var in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
+        if os.environ.get(var):
+            return None  # configured by the user (maybe PostgreSQL): leave it alone
+    home = Path(os.path.expanduser(os.environ.get("PREFECT_HOME") or "~/.prefect"))
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "prefect.db"
+
+
+def _private_copy(primary: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f"tf2trt-prefect-{os.getpid()}-", suffix=".db")
+    os.close(fd)
+    dest = Path(name)
+    if primary.exists():
+        # The backup API copies a consistent snapshot even while another server writes.
+        src = sqlite3.connect(f"file:{primary}?mode=ro", uri=True, timeout=30)
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+    else:
+        dest.unlink()
+
+    def cleanup():
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(dest) + suffix)
+
+    atexit.register(cleanup)
+    return dest
+
+
+def prepare_prefect(verbose: bool = False, early_start: bool = True) -> str:
+    """Point Prefect at a server or a database this process may use.  Returns the mode."""
+    quiet_defaults(verbose)
+    if os.environ.get("PREFECT_API_URL"):
+        return "server:" + os.environ["PREFECT_API_URL"]
+    url = recorded_server()
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+        return "server:" + url
+    primary = _default_db_path()
+    if primary is None:
+        mode = "ephemeral:configured-database"
+    else:
+        lock = FileLock(primary.with_name(primary.name + ".tf2trt.lock"))
+        if lock.try_acquire():
+            _held.append(lock)  # held until this process exits; the kernel drops it if we die
+            mode = f"ephemeral:{primary}"
+        else:
+            private = _private_copy(primary)
+            os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{private}"
+            log.info("another process owns %s; using a private copy %s", primary, private)
+            mode = f"ephemeral:{private} (private copy)"
+    if early_start:
+        _start_ephemeral()
+    return mode
+
+
+_ephemeral: list["ServerProcess"] = []
+
+
+def _set_pdeathsig() -> None:  # runs in the child before exec
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _start_ephemeral(database: Path | None = None) -> None:
+    """Start Prefect's ephemeral API server now, in the background.
+
+    This is the server Prefect itself would start on first use (same uvicorn
+    app, UI off, ephemeral services), started before our own imports so the
+    two overlap, and without importing ``prefect.server`` into this process
+    (about 6 s here).  It dies with us (PR_SET_PDEATHSIG) and at exit.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("prefect")
+    app_dir = str(Path(spec.origin).parent.parent)
+    port = free_port()
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT_SERVER_UI_ENABLED": "false",
+           "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    env.pop("PREFECT_API_URL", None)
+    if database is not None:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{database}"
+    log_path = Path(tempfile.gettempdir()) / f"tf2trt-prefect-ephemeral-{os.getpid()}.log"
+    out = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_set_pdeathsig)
+    out.close()
+    server = ServerProcess(proc.pid, port, f"http://127.0.0.1:{port}", log_path, proc)
+    _ephemeral.append(server)
+    os.environ["PREFECT_API_URL"] = server.api_url
+
+    def stop():
+        server.stop(timeout=5)
+        with contextlib.suppress(FileNotFoundError):
+            log_path.unlink()
+
+    atexit.register(stop)
+
+
+def wait_ready(timeout: float = 120.0) -> None:
+    """Block until the ephemeral server started by :func:`prepare_prefect` answers."""
+    for server in _ephemeral:
+        deadline = time.monotonic() + timeout
+        while not healthy(server.api_url, timeout=1.0):
+            if server.proc is not None and server.proc.poll() is not None:
+                raise RuntimeError(f"the Prefect API server exited ({server.proc.returncode}); "
+                                   f"see {server.log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Prefect API server did not start within {timeout:.0f} s")
+            time.sleep(0.1)
+
+
+def no_heartbeats():
+    """Prefect settings context without flow-run heartbeats.
+
+    With heartbeats on, every flow run ends by joining a heartbeat thread that
+    sleeps in 1 s steps (about 1 s per run).  The setting cannot be unset from
+    the environment (it must be >= 30 or None), so it is set here, in-process.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    pid: int
+    port: int
+    url: str  # the UI/base URL
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server we started: its process group, by PID."""
+        if self.proc is not None and self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None:
+                if self.proc.poll() is not None:
+                    break
+            elif not pid_alive(self.pid):
+                break
+            time.sleep(0.2)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            if self.proc is not None:
+                self.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)  # any straggling children
+
+
+def start_server(port: int | None = None, host: str = "127.0.0.1", env: dict | None = None,
+                 log_path: Path | None = None, timeout: float = 120.0, ui: bool = True) -> ServerProcess:
+    """``prefect server start`` on a loopback port, waiting until /api/health answers.
+
+    ``PREFECT_UI_API_URL`` is set to this server's /api so that the UI on a
+    non-default port does not call :4200.
+    """
+    port = port or free_port(host)
+    url = f"http://{host}:{port}"
+    child_env = {**os.environ, **(env or {})}
+    child_env.pop("PREFECT_API_URL", None)
+    child_env.update({
+        "PREFECT_UI_API_URL": f"{url}/api",
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "true" if ui else "false",
+        "PREFECT_CLI_PROMPT": "false",
+    })
+    log_path = Path(log_path) if log_path else (state_dir() / f"server-{port}.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host,
+                             "--port", str(port)], env=child_env, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    out.close()
+    server = ServerProcess(proc.pid, port, url, log_path, proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited with code {proc.returncode}; see {log_path}")
+        if healthy(server.api_url):
+            return server
+        time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"prefect server did not answer on {url} within {timeout:.0f} s; see {log_path}")
+
+
+def record_server(server: ServerProcess) -> Path:
+    path = state_dir() / "server.json"
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": server.pid, "port": server.port, "url": server.url,
+                               "api_url": server.api_url, "owner": os.getpid()}))
+    os.replace(tmp, path)
+    return path
+
+
+def forget_server(server: ServerProcess) -> None:
+    path = state_dir() / "server.json"
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == server.pid:
+            path.unlink()

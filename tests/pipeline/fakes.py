@@ -1,0 +1,105 @@
+"""A tiny fake converter for pipeline unit tests (injected through the backend seam).
+
+Deterministic bytes that depend on exactly what the real stage depends on.  Each
+call appends ``<pid> <stage>`` to ``$TF2TRT_FAKE_LOG`` (so tests count stage
+work across processes); ``$TF2TRT_FAKE_SLEEP`` ("optimize=2,freeze=0.5") slows
+stages down to open race windows; ``$TF2TRT_FAKE_SOURCE`` stands for the
+converter's source; ``$TF2TRT_FAKE_ERROR`` is the verification error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _h(*parts: bytes) -> bytes:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+        h.update(b"\0")
+    return h.digest()
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, source: str | None = None, toolchain: dict | None = None):
+        self._source = source
+        self._toolchain = toolchain
+        self.calls: list[str] = []
+
+    # -- bookkeeping -------------------------------------------------------
+    def _note(self, stage: str) -> None:
+        self.calls.append(stage)
+        log = os.environ.get("TF2TRT_FAKE_LOG")
+        if log:
+            with open(log, "a") as fh:
+                fh.write(f"{os.getpid()} {stage}\n")
+        for item in filter(None, os.environ.get("TF2TRT_FAKE_SLEEP", "").split(",")):
+            name, _, secs = item.partition("=")
+            if name == stage:
+                time.sleep(float(secs))
+
+    # -- seam ----------------------------------------------------------------
+    def toolchain(self) -> dict:
+        return self._toolchain or {"tensorflow": "fake-tf-1", "keras": "fake-keras-1",
+                                   "tensorrt_flavor": "fake-rt", "tensorrt": "1.0", "python": "3"}
+
+    def source_digest(self) -> str:
+        return self._source or os.environ.get("TF2TRT_FAKE_SOURCE", "fake-source-v1")
+
+    def target(self, builder: dict) -> str:
+        return ",".join(builder.get("targets") or []) or "default"
+
+    def generate_example(self, name, seed, input_shape, path: Path) -> None:
+        self._note("generate")
+        Path(path).write_bytes(_h(name.encode(), str(seed).encode(), str(input_shape).encode(),
+                                  str(time.time()).encode()) * 8)
+
+    def freeze(self, model_path, inputs, outputs, signature):
+        self._note("freeze")
+        p = Path(model_path)
+        content = b"".join(f.read_bytes() for f in sorted(p.rglob("*")) if f.is_file()) if p.is_dir() \
+            else p.read_bytes()
+        if p.suffix == ".keras" and "examples" in p.parts:
+            content = p.name.encode()  # generated examples differ in bytes, not in meaning
+        if content.startswith(b"BROKEN"):
+            raise ValueError("cannot freeze a broken model")
+        frozen = b"FROZEN" + _h(content, json.dumps(inputs, sort_keys=True).encode(), signature.encode()) * 64
+        return frozen, {"inputs": inputs, "outputs": outputs or ["out"]}
+
+    def parse(self, frozen: bytes) -> dict:
+        self._note("parse")
+        return {"op_counts": {"Conv2D": 3, "Relu": 3}, "nodes": 6}
+
+    def construct(self, frozen: bytes):
+        self._note("construct")
+        return b"SNAP" + _h(frozen, self.source_digest().encode()) * 128, {"layers": 6}
+
+    def optimize(self, snapshot: bytes, builder: dict, timing_cache):
+        self._note("optimize")
+        if timing_cache is not None:
+            old = Path(timing_cache).read_bytes() if Path(timing_cache).exists() else b""
+            Path(timing_cache).write_bytes(old[-64:] + _h(snapshot)[:8])
+        engine = b"ENGINE" + _h(snapshot, json.dumps({k: builder.get(k) for k in ("workspace", "opt_level", "targets")},
+                                                     sort_keys=True).encode()) * 256
+        return engine, {"layers": 6}
+
+    def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol) -> dict:
+        self._note("verify")
+        err = float(os.environ.get("TF2TRT_FAKE_ERROR", "1e-6"))
+        passed = err <= atol
+        return {"checked": "reference-executor", "passed": passed, "samples": samples,
+                "outputs": [{"name": "out", "max_abs_err": err, "max_rel_err": err * 10,
+                             "out_of_tolerance": 0.0 if passed else 1.0, "passed": passed}]}
+
+
+def fake_log(path: Path) -> list[str]:
+    """Stages run so far, in order, from a $TF2TRT_FAKE_LOG file."""
+    if not path.exists():
+        return []
+    return [line.split()[1] for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,113 @@
+"""The `tf2trt` CLI as a user runs it (subprocesses, fake converter unless marked slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli, subprocess_env
+
+STATUSES = {"built", "cached", "failed", "skipped"}
+
+
+def _json_last_line(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_build_json_then_cached_rerun(configs, artifacts):
+    cfg = configs.write(name="cli")
+    first = run_cli(["build", str(cfg), "--artifacts", str(artifacts), "--json"])
+    assert first.returncode == 0, first.stderr
+    out = _json_last_line(first.stdout)
+    (b,) = out["builds"]
+    assert b["config"] == str(cfg)  # as given
+    assert [s["name"] for s in b["stages"]] == ["freeze", "parse", "construct", "optimize", "verify"]
+    assert all(set(s) == {"name", "status", "seconds", "reason"} and s["status"] in STATUSES for s in b["stages"])
+    assert b["engine"]["path"] == str(cfg.parent / "out" / "cli.engine")
+    assert b["engine"]["bytes"] == Path(b["engine"]["path"]).stat().st_size
+    assert set(b["verification"]) == {"checked", "passed", "outputs"}
+    assert set(b["verification"]["outputs"][0]) == {"name", "max_abs_err", "max_rel_err", "passed"}
+    assert json.loads((cfg.parent / "out" / "cli.engine.json").read_text())["digest"]
+    assert "freeze" in first.stderr  # the table goes to stderr with --json
+
+    second = run_cli(["build", str(cfg), "--artifacts", str(artifacts), "--json"])
+    assert second.returncode == 0, second.stderr
+    b = _json_last_line(second.stdout)["builds"][0]
+    assert [s["status"] for s in b["stages"]] == ["cached"] * 5
+    assert sum(s["seconds"] for s in b["stages"]) <= 1.0
+
+    status = run_cli(["status", str(cfg), "--artifacts", str(artifacts), "--json"])
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)["configs"]
+    assert [s["status"] for s in row["stages"]] == ["cached"] * 5 and row["engine"]["digest"]
+    table = run_cli(["status", "--artifacts", str(artifacts)])
+    assert "cli" in table.stdout and "verification: passed" in table.stdout
+
+
+def test_failing_build_exits_non_zero(configs, artifacts):
+    good = configs.write(name="good", model="g.keras", model_bytes=b"fine")
+    bad = configs.write(name="bad", model="b.keras", model_bytes=b"BROKEN")
+    res = run_cli(["build", str(good), str(bad), "--artifacts", str(artifacts), "--json"])
+    assert res.returncode == 1
+    builds = {b["config"]: b for b in _json_last_line(res.stdout)["builds"]}
+    assert builds[str(good)]["engine"] and not builds[str(bad)]["engine"]
+    assert [s["status"] for s in builds[str(bad)]["stages"]] == ["failed"] + ["skipped"] * 4
+
+
+def test_config_errors_exit_2_before_any_work(configs, artifacts):
+    cfg = configs.write()
+    cfg.write_text(cfg.read_text().replace("builder:", "buidler:"))
+    res = run_cli(["build", str(cfg), "--artifacts", str(artifacts)])
+    assert res.returncode == 2
+    assert "buidler" in res.stderr and "did you mean 'builder'" in res.stderr and str(cfg) in res.stderr
+
+
+def test_status_and_gc_do_not_start_prefect(configs, artifacts):
+    cfg = configs.write()
+    code = ("import sys; from pipeline.cli import main; "
+            "rc = main(['status', %r, '--artifacts', %r]); rc2 = main(['gc', '--artifacts', %r]); "
+            "assert not any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules), 'prefect imported'; "
+            "assert not any(m.startswith('tensorflow') for m in sys.modules); sys.exit(rc or rc2)") % (
+        str(cfg), str(artifacts), str(artifacts))
+    res = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), cwd=str(REPO),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "never" in res.stdout and "removed 0 blob(s)" in res.stdout
+
+
+def test_gc_cli(configs, artifacts):
+    cfg = configs.write()
+    res = run_cli(["build", str(cfg), "--artifacts", str(artifacts)])
+    assert res.returncode == 0, res.stderr
+    from pipeline.store import ArtifactStore
+
+    orphan = ArtifactStore(artifacts).put_blob(b"orphan bytes", "engine")
+    res = run_cli(["gc", "--artifacts", str(artifacts), "--json"])
+    report = json.loads(res.stdout)
+    assert report["removed_blobs"] == 1 and report["kept_blobs"] >= 5
+    assert not ArtifactStore(artifacts).blob_path(orphan["digest"]).exists()
+    again = run_cli(["build", str(cfg), "--artifacts", str(artifacts), "--json"])
+    assert [s["status"] for s in _json_last_line(again.stdout)["builds"][0]["stages"]] == ["cached"] * 5
+
+
+def test_artifacts_env_var(configs, tmp_path):
+    cfg = configs.write()
+    env = subprocess_env(TF2TRT_ARTIFACTS=tmp_path / "from-env")
+    res = run_cli(["status", str(cfg)], env=env)
+    assert res.returncode == 0
+    assert (tmp_path / "from-env" / "blobs").is_dir()
+
+
+def test_help_lists_subcommands():
+    res = run_cli(["--help"])
+    for cmd in ("build", "status", "serve", "dashboard", "gc"):
+        assert cmd in res.stdout
+    import importlib.util
+
+    if importlib.util.find_spec("converter.cli_convert") is None:
+        pytest.skip("converter.cli_convert not present")
+    assert "convert" in res.stdout

@@ -1,0 +1,112 @@
+"""Prefect flows on the fake converter: task names, states, artifacts, fan-out, Dask."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.stages import STAGES
+
+HERE = Path(__file__).resolve().parent
+
+
+def _task_runs(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def go():
+        async with get_client() as client:
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+    return asyncio.run(go())
+
+
+def _artifacts(key):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def go():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    return asyncio.run(go())
+
+
+def test_build_flow_runs_five_named_tasks_and_publishes_artifacts(prefect_api, use_fake, configs, artifacts):
+    from pipeline import flows
+
+    path = configs.write(name="flowcfg")
+    state = flows.build(str(path), str(artifacts), return_state=True)
+    summary = state.result()
+    assert summary["ok"] and [s["status"] for s in summary["stages"]] == ["built"] * 5
+    runs = _task_runs(state.state_details.flow_run_id)
+    assert sorted(r.task_key.split("-")[0] for r in runs) == sorted(STAGES) or \
+        sorted(r.name.split("-")[0] for r in runs) == sorted(STAGES)
+    assert all(r.state.is_completed() for r in runs)
+
+    state = flows.build(str(path), str(artifacts), return_state=True)
+    runs = _task_runs(state.state_details.flow_run_id)
+    assert {r.state.name for r in runs} == {"Cached"}
+    assert sum(s["seconds"] for s in state.result()["stages"]) < 1.0
+
+    stage_table = _artifacts("tf2trt-flowcfg-stages")
+    assert stage_table and all(name in str(stage_table[0].data) for name in STAGES), stage_table
+    ver = _artifacts("tf2trt-flowcfg-verification")
+    assert ver and "max_abs_err" in str(ver[0].data) and "passed" in ver[0].description
+    eng = _artifacts("tf2trt-flowcfg-engine")
+    assert eng and "TensorRT" in eng[0].data and summary["engine_digest"] in eng[0].data
+
+
+def test_a_failed_stage_is_a_failed_task(prefect_api, use_fake, configs, artifacts):
+    from pipeline import flows
+
+    path = configs.write(name="broken", model_bytes=b"BROKEN")
+    state = flows.build(str(path), str(artifacts), return_state=True)
+    assert state.is_failed()
+    summary = state.result(raise_on_failure=False)
+    assert not summary["ok"]
+    runs = {r.name.split("-")[0]: r for r in _task_runs(state.state_details.flow_run_id)}
+    assert runs["freeze"].state.is_failed()
+    assert runs["optimize"].state.name == "Skipped"
+
+
+def test_build_all_fans_out_with_a_bounded_runner(prefect_api, use_fake, configs, artifacts):
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from pipeline import flows
+
+    paths = [str(configs.write(name=f"c{i}", model=f"m{i}.keras", model_bytes=f"model {i}".encode()))
+             for i in range(4)]
+    runner = ThreadPoolTaskRunner(max_workers=2)
+    summaries = flows.build_all.with_options(task_runner=runner)(paths, str(artifacts))
+    assert [s["name"] for s in summaries] == ["c0", "c1", "c2", "c3"]
+    assert all(s["ok"] for s in summaries)
+    assert all([x["status"] for x in s["stages"]] == ["built"] * 5 for s in summaries)
+    summaries = flows.build_all.with_options(task_runner=runner)(paths, str(artifacts))
+    assert all([x["status"] for x in s["stages"]] == ["cached"] * 5 for s in summaries)
+
+
+@pytest.mark.slow
+def test_build_all_on_a_local_dask_cluster(prefect_api, configs, artifacts, monkeypatch, tmp_path):
+    """Stage tasks run in Dask worker processes (as on other hosts), sharing the artifact store."""
+    from distributed import LocalCluster
+
+    from pipeline import flows
+
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("TF2TRT_BACKEND", "fakes:FakeBackend")
+    monkeypatch.setenv("TF2TRT_FAKE_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE.parents[1]), str(HERE)]))
+    flows.set_backend(None)
+    paths = [str(configs.write(name=f"d{i}", model=f"m{i}.keras", model_bytes=f"dask {i}".encode()))
+             for i in range(2)]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        runner = flows.dask_runner(cluster.scheduler_address)
+        summaries = flows.build_all.with_options(task_runner=runner)(paths, str(artifacts))
+    assert all(s["ok"] for s in summaries), summaries
+    pids = {line.split()[0] for line in log.read_text().splitlines()}
+    assert str(os.getpid()) not in pids  # the work ran in the Dask workers
+    assert len(log.read_text().splitlines()) == 10
