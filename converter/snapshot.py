@@ -912,27 +912,36 @@ class Snapshot:
             weights = {k: np.array(data[k]) for k in data.files}
         return cls(topology, weights)
 
-    _BYTES_HEADER = b"TF2TRTSNAP1\n"
+    _BYTES_HEADER = b"TF2TRTSNAP2\n"
 
     def to_bytes(self) -> bytes:
-        """One blob (for content-addressed stores): header, JSON length, JSON (with meta), weights .npz."""
+        """One deterministic blob (for content-addressed stores).
+
+        Header, JSON length, JSON (with meta), the weight names as a JSON line,
+        then each weight as an ``.npy`` stream.  No zip container: ``np.savez``
+        stamps the current time into its entries, which would give an identical
+        network a new digest on every build.
+        """
         text = canonical_json(dict(self.topology, meta=self.meta)).encode("utf-8")
         buf = io.BytesIO()
         buf.write(self._BYTES_HEADER + str(len(text)).encode() + b"\n" + text)
-        np.savez(buf, **{k: self.weights[k] for k in sorted(self.weights)})
+        names = sorted(self.weights)
+        buf.write((json.dumps(names) + "\n").encode())
+        for name in names:
+            np.save(buf, np.ascontiguousarray(self.weights[name]), allow_pickle=False)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Snapshot":
         if not data.startswith(cls._BYTES_HEADER):
-            raise SnapshotError("not a tf2trt network snapshot blob")
+            raise SnapshotError("not a tf2trt network snapshot blob (or one from an older format)")
         buf = io.BytesIO(data)
         buf.seek(len(cls._BYTES_HEADER))
         try:
             size = int(buf.readline())
             topology = json.loads(buf.read(size))
-            with np.load(buf, allow_pickle=False) as npz:
-                weights = {k: np.array(npz[k]) for k in npz.files}
+            names = json.loads(buf.readline())
+            weights = {name: np.load(buf, allow_pickle=False) for name in names}
         except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged blob
             raise SnapshotError(f"damaged network snapshot: {exc}") from exc
         return cls(topology, weights)

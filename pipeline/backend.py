@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import platform
-import struct
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,45 +74,15 @@ def converter_source_digest(root: str | None = None) -> str:
     return hash_tree(root, suffixes=(".py",))
 
 
-# A snapshot serialisation used when converter.Snapshot has no to_bytes():
-# deterministic (no zip timestamps): magic, header length, JSON header, raw arrays.
-_SNAP_MAGIC = b"TF2TRT-PIPELINE-SNAPSHOT-1\n"
-
-
 def snapshot_to_bytes(snapshot) -> bytes:
-    if hasattr(snapshot, "to_bytes"):  # the converter's own blob format
-        return snapshot.to_bytes()
-    import numpy as np
-
-    index, chunks, offset = [], [], 0
-    for key in sorted(snapshot.weights):
-        arr = np.ascontiguousarray(snapshot.weights[key])
-        data = arr.tobytes()
-        index.append({"name": key, "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset,
-                      "nbytes": len(data)})
-        chunks.append(data)
-        offset += len(data)
-    header = json.dumps({"topology": json.loads(snapshot.canonical_json()), "weights": index},
-                        sort_keys=True, separators=(",", ":")).encode()
-    return b"".join([_SNAP_MAGIC, struct.pack("<Q", len(header)), header, *chunks])
+    """The converter's own deterministic snapshot blob."""
+    return snapshot.to_bytes()
 
 
 def snapshot_from_bytes(data: bytes):
     import converter
 
-    if not data.startswith(_SNAP_MAGIC):
-        return converter.Snapshot.from_bytes(data)
-    import numpy as np
-
-    n = struct.unpack_from("<Q", data, len(_SNAP_MAGIC))[0]
-    start = len(_SNAP_MAGIC) + 8
-    header = json.loads(data[start:start + n])
-    base = start + n
-    weights = {}
-    for item in header["weights"]:
-        buf = data[base + item["offset"]: base + item["offset"] + item["nbytes"]]
-        weights[item["name"]] = np.frombuffer(buf, dtype=np.dtype(item["dtype"])).reshape(item["shape"]).copy()
-    return converter.Snapshot(header["topology"], weights)
+    return converter.Snapshot.from_bytes(data)
 
 
 class ConverterBackend:
@@ -133,6 +102,17 @@ class ConverterBackend:
 
     def source_digest(self) -> str:
         return converter_source_digest()
+
+    def freeze_source_digest(self) -> str:
+        """The code that step 1 runs: a change there must re-freeze (and so rebuild everything)."""
+        import hashlib
+
+        spec = importlib.util.find_spec("converter")
+        root = Path(list(spec.submodule_search_locations)[0])
+        h = hashlib.sha256()
+        for name in ("freeze.py", "_io.py", "errors.py"):
+            h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+        return h.hexdigest()
 
     def target(self, builder: dict) -> str:
         if builder.get("targets"):

@@ -138,7 +138,9 @@ def components(stage: str, ctx: StageContext, upstream: dict[str, StageResult]) 
                 "config": {"model.signature": spec.model.signature,
                            "inputs": [i.model_dump(mode="json") for i in spec.inputs],
                            "outputs": spec.outputs},
-                "toolchain": ctx.tc("tensorflow", "keras")}
+                "toolchain": ctx.tc("tensorflow", "keras"),
+                # the freezing code itself (not the whole converter: an op converter change starts at construct)
+                "freeze_source": getattr(ctx.backend, "freeze_source_digest", lambda: None)()}
     if stage == "parse":
         return {"stage": stage, "inputs": {"frozen": _digest(upstream, "freeze")},
                 "config": {}, "toolchain": ctx.tc("tensorflow")}

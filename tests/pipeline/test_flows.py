@@ -24,6 +24,18 @@ def _task_runs(flow_run_id):
     return asyncio.run(go())
 
 
+def _settled_task_runs(flow_run_id, expected: int, final=lambda r: r.state.is_final(), timeout=20.0):
+    """Task runs are recorded asynchronously (events): poll until all of them arrived in a final state."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = _task_runs(flow_run_id)
+        if (len(runs) >= expected and all(r.state is not None and final(r) for r in runs)) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.25)
+
+
 def _artifacts(key):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -42,13 +54,13 @@ def test_build_flow_runs_five_named_tasks_and_publishes_artifacts(prefect_api, u
     state = flows.build(str(path), str(artifacts), return_state=True)
     summary = state.result()
     assert summary["ok"] and [s["status"] for s in summary["stages"]] == ["built"] * 5
-    runs = _task_runs(state.state_details.flow_run_id)
+    runs = _settled_task_runs(state.state_details.flow_run_id, len(STAGES))
     assert sorted(r.task_key.split("-")[0] for r in runs) == sorted(STAGES) or \
         sorted(r.name.split("-")[0] for r in runs) == sorted(STAGES)
-    assert all(r.state.is_completed() for r in runs)
+    assert all(r.state.is_completed() for r in runs), [(r.name, r.state.name, r.state.message) for r in runs]
 
     state = flows.build(str(path), str(artifacts), return_state=True)
-    runs = _task_runs(state.state_details.flow_run_id)
+    runs = _settled_task_runs(state.state_details.flow_run_id, len(STAGES))
     assert {r.state.name for r in runs} == {"Cached"}
     assert sum(s["seconds"] for s in state.result()["stages"]) < 1.0
 
@@ -68,7 +80,7 @@ def test_a_failed_stage_is_a_failed_task(prefect_api, use_fake, configs, artifac
     assert state.is_failed()
     summary = state.result(raise_on_failure=False)
     assert not summary["ok"]
-    runs = {r.name.split("-")[0]: r for r in _task_runs(state.state_details.flow_run_id)}
+    runs = {r.name.split("-")[0]: r for r in _settled_task_runs(state.state_details.flow_run_id, len(STAGES))}
     assert runs["freeze"].state.is_failed()
     assert runs["optimize"].state.name == "Skipped"
 
