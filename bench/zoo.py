@@ -41,13 +41,14 @@ def ensure_model(name: str, side: int) -> Path:
     return path
 
 
-def convert(name: str, side: int, engine_dir: Path, timeout: float) -> dict:
+def convert(name: str, side: int, engine_dir: Path, timeout: float, env: dict | None = None) -> dict:
     model = ensure_model(name, side)
     engine = engine_dir / f"{name}.plan"
     cmd = [sys.executable, "-m", "converter", "convert", str(model), "--engine", str(engine), "--verify",
            "--check-intermediates", "--json"]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=dict(os.environ, **(env or {})))
     # read the pipes while waiting, then reap with wait4 to get this child's own peak RSS
     import threading
 
@@ -88,6 +89,7 @@ def convert(name: str, side: int, engine_dir: Path, timeout: float) -> dict:
         "max_abs_err": max((o["max_abs_err"] for o in outs if o["max_abs_err"] is not None), default=None),
         "intermediates": v.get("intermediates"),
         "passed": bool(v.get("passed")), "error": result.get("error"),
+        "first_divergence": (v.get("first_divergence") or {}).get("node"),
     })
     engine.unlink(missing_ok=True)
     Path(str(engine) + ".json").unlink(missing_ok=True)
@@ -154,8 +156,14 @@ def render(rows: list[dict]) -> str:
         err = f"{r['max_abs_err']:.2g}" if r.get("max_abs_err") is not None else "–"
         result = "PASSED" if r.get("passed") else f"FAILED: {r.get('error') or 'exit ' + str(r['exit'])}"
         if not r.get("passed") and r.get("tf_self_max_abs_err") is not None:
-            result += (f" — TensorFlow's own oneDNN and Eigen kernels differ by {r['tf_self_max_abs_err']:.3g} "
-                       "on this input (see notes)")
+            if im.get("failed"):
+                result += f" ({im['failed']} intermediates, first at `{r.get('first_divergence')}`)"
+            result += f"; TensorFlow oneDNN vs Eigen outputs differ by {r['tf_self_max_abs_err']:.3g}"
+            eigen = r.get("eigen_reference") or {}
+            eim = eigen.get("intermediates") or {}
+            if eim:
+                result += (f"; against TF's Eigen kernels: {eim.get('failed')} intermediates fail, first at "
+                           f"`{eigen.get('first_divergence')}` (see notes)")
         lines.append(f"| {r['model']} | {r['input']} | {r.get('tf_ops', '–')} | {r.get('layers', '–')} | "
                      f"{r.get('convert_s', '–')} | {r.get('verify_s', '–')} | {r['peak_rss_mb']} | "
                      f"{r.get('engine_mb', '–')} | {err} | {inter} | {result} |")
@@ -191,6 +199,10 @@ def main(argv=None) -> int:
         row = convert(name, side, engine_dir, args.timeout)
         if not row.get("passed") and row.get("exit") == 1:
             row["tf_self_max_abs_err"] = tf_self_consistency(ensure_model(name, side))
+            # the same check against TensorFlow's Eigen kernels: if the failures move, the reference itself moves
+            eigen = convert(name, side, engine_dir, args.timeout, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+            row["eigen_reference"] = {"passed": eigen.get("passed"), "intermediates": eigen.get("intermediates"),
+                                      "first_divergence": eigen.get("first_divergence")}
         rows.append(row)
         sys.stdout.write(json.dumps(row) + "\n")
         sys.stdout.flush()
