@@ -162,7 +162,12 @@ def _convert(args, result: dict, console) -> int:
     result["engine"] = {"path": str(path), "bytes": len(engine)}
     console.print(f"engine written to [bold]{path}[/]")
     if report is not None and not report.passed:
-        result["error"] = "verification failed for " + ", ".join(o.name for o in report.outputs if not o.passed)
+        failed = [o.name for o in report.outputs if not o.passed]
+        parts = [f"outputs {', '.join(failed)}"] if failed else []
+        if report.intermediates and report.intermediates["failed"]:
+            parts.append(f"{report.intermediates['failed']} of {report.intermediates['checked']} intermediate tensors")
+        where = f" (first divergence at {report.first_divergence['node']})" if report.first_divergence else ""
+        result["error"] = "verification failed for " + " and ".join(parts) + where
         return EXIT_VERIFY_FAILED
     return EXIT_OK
 
