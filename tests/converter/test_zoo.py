@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
-from .test_models import tf2trt_command
+from .test_models import convert_and_verify
 from .zoo_table import ZOO, build, representatives
 
 pytestmark = pytest.mark.slow
@@ -24,12 +21,5 @@ def test_zoo_table_covers_every_application():
 def test_family_representative(name, family, default_side, side, tmp_path):
     model = tmp_path / f"{name}.keras"
     build(name, side).save(model)
-    engine = tmp_path / f"{name}.plan"
-    proc = subprocess.run(tf2trt_command() + ["convert", str(model), "--engine", str(engine), "--verify",
-                                              "--check-intermediates", "--json"],
-                          capture_output=True, text=True, timeout=1200)
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert proc.returncode == 0, (out, proc.stderr[-3000:])
-    v = out["verification"]
-    assert v["passed"] and v["intermediates"]["failed"] == 0 and v["intermediates"]["checked"] > 10
-    assert engine.stat().st_size == out["engine"]["bytes"]
+    out = convert_and_verify(model, tmp_path / f"{name}.plan")
+    assert out["verification"]["intermediates"]["checked"] > 10
