@@ -46,14 +46,15 @@ def test_resnet50_main_job_then_cached_rerun(tmp_path):
     cfg = cfg_dir / "resnet50.yaml"
     text = (REPO / "configs" / "resnet50.yaml").read_text()
     cfg.write_text(text)
+    assert "atol: 1.0e-5" in text and "workspace: 1GiB" in text  # the edits below must change something
     _, stages = _build([str(cfg), "--artifacts", store])  # another file, same content: all cached
     assert [stages[s]["status"] for s in STAGES] == ["cached"] * 5
-    cfg.write_text(text.replace("atol: 1.0e-4", "atol: 2.0e-4"))
+    cfg.write_text(text.replace("atol: 1.0e-5", "atol: 2.0e-5"))
     _, stages = _build([str(cfg), "--artifacts", store])
     assert [stages[s]["status"] for s in STAGES] == ["cached"] * 4 + ["built"]
     assert stages["verify"]["reason"] == "rebuilt: key changed in verification.atol"
     # builder settings: optimize and verify
-    cfg.write_text(text.replace("atol: 1.0e-4", "atol: 2.0e-4").replace("workspace: 1GiB", "workspace: 512MiB"))
+    cfg.write_text(text.replace("atol: 1.0e-5", "atol: 2.0e-5").replace("workspace: 1GiB", "workspace: 512MiB"))
     _, stages = _build([str(cfg), "--artifacts", store])
     assert [stages[s]["status"] for s in STAGES] == ["cached"] * 3 + ["built"] * 2
     assert stages["optimize"]["reason"] == "rebuilt: key changed in builder.workspace"
