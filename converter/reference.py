@@ -161,20 +161,19 @@ _IMPLS: dict[str, Callable] = {}
 _PREPARE: dict[str, Callable] = {}
 
 
-def _impl(*names):
-    def deco(fn):
-        for n in names:
-            _IMPLS[n] = fn
-        return fn
-    return deco
+def _registrar(table: dict[str, Callable]):
+    """A decorator factory that files a function under one or more layer-type names in ``table``."""
+    def register(*names):
+        def deco(fn):
+            for n in names:
+                table[n] = fn
+            return fn
+        return deco
+    return register
 
 
-def _prepare(*names):
-    def deco(fn):
-        for n in names:
-            _PREPARE[n] = fn
-        return fn
-    return deco
+_impl = _registrar(_IMPLS)
+_prepare = _registrar(_PREPARE)
 
 
 SUPPORTED_LAYER_TYPES: frozenset  # filled at the end of the module

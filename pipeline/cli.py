@@ -79,12 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--name", default="gpu", help="deployment name (default: gpu)")
     w.set_defaults(func=cmd_deploy_optimize)
 
-    try:  # the converter's own subcommand (written in converter/cli_convert.py)
-        from converter.cli_convert import add_convert_parser
-    except ImportError:
-        pass
-    else:
-        add_convert_parser(sub)
+    from converter.cli_convert import add_convert_parser  # the converter's one-shot subcommand
+
+    add_convert_parser(sub)
     return parser
 
 
