@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_VERIFY_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_VERIFY_FAILED  # noqa: F401 - re-exported
 STAGES = ("freeze", "parse", "construct", "optimize", "verify")
 
 
@@ -70,19 +70,9 @@ def run_convert(args) -> int:
 
 
 def _classify(exc: BaseException):
-    from .errors import Tf2TrtError
+    from .errors import classify
 
-    if isinstance(exc, Tf2TrtError):
-        text = str(exc)
-        hint = getattr(exc, "hint", None)
-        if hint and f"(hint: {hint})" in text:
-            text = text.replace(f" (hint: {hint})", "")
-        if hasattr(exc, "counts"):
-            text = text.split("\n  hint:")[0]
-        return EXIT_BAD_INPUT, text, hint
-    if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
-        return EXIT_BAD_INPUT, str(exc), "check the path"
-    return EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {exc}", "please report this with the model"
+    return classify(exc)
 
 
 def _convert(args, result: dict, console) -> int:

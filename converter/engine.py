@@ -17,13 +17,12 @@ from pathlib import Path
 
 from . import trt as trtshim
 from ._io import atomic_write_bytes
-from .errors import Tf2TrtError
+
 
 log = logging.getLogger(__name__)
 
 
-class EngineBuildError(Tf2TrtError):
-    pass
+from .errors import EngineBuildError  # noqa: E402 - re-exported
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def check_support(graph: Graph) -> None:
                                               "or open an issue with the op name"))
             continue
         for problem in entry.check(node, graph):
-            key = f"{node.op} ({problem.message})"
+            key = f"{node.op} ({problem.detail})"
             counts[key] += 1
             examples.setdefault(key, []).append(node.name)
             if counts[key] == 1:

@@ -26,6 +26,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from converter import layers as layer_kinds
 from converter.snapshot import Snapshot, decode_float
 
 log = logging.getLogger(__name__)
@@ -33,20 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ExecutorError", "UnsupportedLayerError", "ReferenceExecutor", "SUPPORTED_LAYER_TYPES"]
 
 
-class ExecutorError(Exception):
-    """Bad feeds, or a layer that cannot be evaluated with the given data."""
-
-
-class UnsupportedLayerError(ExecutorError):
-    """The executor has no implementation for a layer's type."""
-
-    def __init__(self, layer_name: str, layer_type: str, detail: str = ""):
-        self.layer_name = layer_name
-        self.layer_type = layer_type
-        msg = f"layer {layer_name!r} of type {layer_type} is not supported by the reference executor"
-        if detail:
-            msg += f": {detail}"
-        super().__init__(msg)
+from converter.errors import ExecutorError, FeedError, UnsupportedLayerError  # noqa: E402 - re-exported
 
 
 _NP_DTYPES = {
@@ -197,37 +185,46 @@ class ReferenceExecutor:
             for out in rec["outputs"]:
                 self._producer[out["name"]] = i
         self._prepared: list = []
+        self._params: list = []
         for rec in self._layers:
             prep = _PREPARE.get(rec["type"])
             weights = snapshot.layer_weights(rec)
+            layer_kind = layer_kinds.kind(rec["type"])
+            if layer_kind is not None:
+                params = layer_kind.params.from_json(rec["params"])
+                self._params.append(params)
+                self._prepared.append(layer_kind.prepared(params, weights))
+                continue
+            self._params.append(rec["params"])
             if prep is not None:
                 self._prepared.append(prep(rec, rec["params"], weights))
             else:
                 self._prepared.append(weights)
 
     def unsupported_layers(self) -> list[tuple[str, str]]:
-        return [(r["name"], r["type"]) for r in self._layers if r["type"] not in _IMPLS]
+        return [(r["name"], r["type"]) for r in self._layers if r["type"] not in _IMPLS and (
+            layer_kinds.kind(r["type"]) is None or layer_kinds.kind(r["type"]).run is None)]
 
     # -------------------------------------------------------------- feeds
     def _check_feeds(self, feeds):
         if not isinstance(feeds, dict):
-            raise ExecutorError("feeds must be a dict of input name -> numpy array")
+            raise FeedError("feeds must be a dict of input name -> numpy array")
         unknown = sorted(set(feeds) - set(self._inputs))
         missing = sorted(set(self._inputs) - set(feeds))
         if unknown:
-            raise ExecutorError(f"unknown feed name(s) {unknown}; network inputs are {sorted(self._inputs)}")
+            raise FeedError(f"unknown feed name(s) {unknown}; network inputs are {sorted(self._inputs)}")
         if missing:
-            raise ExecutorError(f"missing feed(s) {missing}; network inputs are {sorted(self._inputs)}")
+            raise FeedError(f"missing feed(s) {missing}; network inputs are {sorted(self._inputs)}")
         values = {}
         for name, rec in self._inputs.items():
             arr = np.asarray(feeds[name])
             want = _np_dtype(rec["dtype"])
             if arr.dtype != want:
-                raise ExecutorError(f"feed {name!r} has dtype {arr.dtype}, the network input is {want} "
+                raise FeedError(f"feed {name!r} has dtype {arr.dtype}, the network input is {want} "
                                     f"({rec['dtype']})")
             shape = rec["shape"]
             if arr.ndim != len(shape) or any(d >= 0 and d != s for d, s in zip(shape, arr.shape)):
-                raise ExecutorError(f"feed {name!r} has shape {arr.shape}, the network input is {tuple(shape)}")
+                raise FeedError(f"feed {name!r} has shape {arr.shape}, the network input is {tuple(shape)}")
             values[name] = arr
         return values
 
@@ -241,7 +238,7 @@ class ReferenceExecutor:
         wanted = list(self.snapshot.outputs if outputs is None else outputs)
         for name in wanted:
             if name not in self._producer and name not in self._inputs:
-                raise ExecutorError(f"requested tensor {name!r} is not in the network")
+                raise FeedError(f"requested tensor {name!r} is not in the network")
         # layers needed (or all of them for keep_intermediates)
         if keep_intermediates:
             needed = set(range(len(self._layers)))
@@ -265,7 +262,8 @@ class ReferenceExecutor:
         keep = set(wanted)
         for i in sorted(needed):
             rec = self._layers[i]
-            impl = _IMPLS.get(rec["type"])
+            layer_kind = layer_kinds.kind(rec["type"])
+            impl = layer_kind.run if layer_kind is not None else _IMPLS.get(rec["type"])
             if impl is None:
                 raise UnsupportedLayerError(rec["name"], rec["type"])
             try:
@@ -273,7 +271,7 @@ class ReferenceExecutor:
             except KeyError as exc:  # pragma: no cover - topologically sorted by TensorRT
                 raise ExecutorError(f"layer {rec['name']!r}: input {exc} not computed") from None
             try:
-                results = impl(rec, rec["params"], self._prepared[i], ins)
+                results = impl(rec, self._params[i], self._prepared[i], ins)
             except ExecutorError:
                 raise
             except Exception as exc:
@@ -306,23 +304,6 @@ class ReferenceExecutor:
 
 # ----------------------------------------------------------------------------- convolution
 
-@_prepare("CONVOLUTION")
-def _prep_conv(rec, p, w):
-    kernel = w.get("kernel")
-    prepared = {"bias": w.get("bias")}
-    if kernel is None:
-        prepared["kernel"] = None
-        return prepared
-    k, g = p["num_output_maps"], p["num_groups"]
-    cpg = kernel.shape[1]
-    prepared["kernel"] = kernel
-    prepared["w_mat"] = np.ascontiguousarray(kernel.reshape(g, k // g, -1))
-    if cpg == 1 and g > 1:  # depthwise (possibly with a channel multiplier)
-        taps = int(np.prod(kernel.shape[2:]))
-        prepared["w_dw"] = np.ascontiguousarray(kernel.reshape(k, taps).T)  # (taps, K)
-    if prepared["bias"] is not None:
-        prepared["bias_b"] = prepared["bias"].reshape((1, k) + (1,) * len(p["kernel_size"]))
-    return prepared
 
 
 # --------------------------------------------------------------------------- threading
@@ -373,71 +354,8 @@ def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _conv_core(x, p, kernel, w_mat, w_dw, bias_b):
-    nd = len(p["kernel_size"])
-    ks, stride, dil = p["kernel_size"], p["stride"], p["dilation"]
-    g, k = p["num_groups"], p["num_output_maps"]
-    n, c = x.shape[0], x.shape[1]
-    spatial = x.shape[2:]
-    pads = _spatial_padding(spatial, ks, stride, dil, p["pre_padding"], p["post_padding"], p["padding_mode"])
-    out = [q[3] for q in pads]
-    xp = _pad_spatial(x, [(b, a + e) for b, a, e, _ in pads])
-    cpg = c // g
-    ones = all(v == 1 for v in ks)
-    if ones and g == 1:
-        if any(s != 1 for s in stride):
-            xp = xp[(slice(None), slice(None)) + tuple(slice(0, (out[i] - 1) * stride[i] + 1, stride[i])
-                                                       for i in range(nd))]
-        elif tuple(xp.shape[2:]) != tuple(out):
-            xp = xp[(slice(None), slice(None)) + tuple(slice(0, o) for o in out)]
-        cols = xp.reshape(n, c, -1)
-        if n == 1:
-            y = _gemm(w_mat[0], cols[0])[None]
-        else:
-            y = np.matmul(w_mat[0], cols)
-    elif w_dw is not None and cpg == 1:
-        mult = k // c
-        if mult > 1:
-            xp = np.repeat(xp, mult, axis=1)
-        y = None
-        taps = np.ndindex(*ks)
-        for t, tap in enumerate(taps):
-            idx = (slice(None), slice(None)) + tuple(
-                slice(tap[i] * dil[i], tap[i] * dil[i] + (out[i] - 1) * stride[i] + 1, stride[i]) for i in range(nd))
-            wt = w_dw[t].reshape((1, k) + (1,) * nd)
-            if y is None:
-                y = xp[idx] * wt
-            else:
-                y += xp[idx] * wt
-        y = y.reshape(n, k, -1)
-    else:
-        win = _windows(xp, ks, stride, dil, out)  # (N, C, *out, *k)
-        perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
-        cols = np.ascontiguousarray(win.transpose(perm)).reshape(n, g, cpg * int(np.prod(ks)), -1)
-        if n == 1 and g == 1:
-            y = _gemm(w_mat[0], cols[0, 0])
-        else:
-            y = np.matmul(w_mat, cols)  # (N, g, K/g, P): one batched matmul over groups
-    y = y.reshape((n, k) + tuple(out))
-    if bias_b is not None:
-        y += bias_b
-    return y
 
 
-@_impl("CONVOLUTION")
-def _conv(rec, p, prep, ins):
-    x = ins[0]
-    if prep["kernel"] is None or (len(ins) > 1 and ins[1] is not None):
-        kernel = ins[1]
-        bias = ins[2] if len(ins) > 2 and ins[2] is not None else prep["bias"]
-        d = _prep_conv(rec, p, {"kernel": kernel, "bias": bias})
-    else:
-        d = prep
-        if len(ins) > 2 and ins[2] is not None:
-            d = dict(prep, bias_b=ins[2].reshape((1, -1) + (1,) * len(p["kernel_size"])))
-    if not _is_float(x):
-        raise ExecutorError(f"layer {rec['name']!r}: convolution of {x.dtype} input")
-    return _conv_core(x, p, d["kernel"], d["w_mat"], d.get("w_dw"), d.get("bias_b"))
 
 
 @_impl("DECONVOLUTION")
@@ -1262,4 +1180,4 @@ def _dequantize(rec, p, w, ins):
     return v * scale.astype(to)
 
 
-SUPPORTED_LAYER_TYPES = frozenset(_IMPLS)
+SUPPORTED_LAYER_TYPES = frozenset(_IMPLS) | frozenset(k for k, v in layer_kinds.KINDS.items() if v.run)

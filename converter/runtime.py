@@ -14,13 +14,13 @@ import logging
 import numpy as np
 
 from . import trt as trtshim
-from .errors import Tf2TrtError
+from .errors import EnvironmentProblem
 
 log = logging.getLogger(__name__)
 
 
-class RuntimeUnavailable(Tf2TrtError):
-    pass
+class RuntimeUnavailable(EnvironmentProblem):
+    """Engines cannot run here (no GPU, no CUDA driver, no pycuda)."""
 
 
 @functools.cache

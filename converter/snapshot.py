@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from converter import layers as layer_kinds
 from converter import trt as trtshim
 
 FORMAT = "tf2trt-snapshot/1"
@@ -45,8 +46,7 @@ WEIGHTS_NAME = "weights.npz"
 __all__ = ["FORMAT", "Snapshot", "SnapshotError", "canonical_json"]
 
 
-class SnapshotError(Exception):
-    """A network cannot be snapshotted or a snapshot cannot be rebuilt."""
+from converter.errors import DamagedSnapshotError, SnapshotError  # noqa: E402 - re-exported
 
 
 # --------------------------------------------------------------------------- helpers
@@ -191,7 +191,6 @@ def _build_conv(net, ins, params, weights, keep, deconv=False):
     return layer
 
 
-_spec("CONVOLUTION")((_read_conv, _build_conv))
 _spec("DECONVOLUTION")((lambda layer: _read_conv(layer, deconv=True), lambda *a: _build_conv(*a, deconv=True)))
 
 
@@ -660,7 +659,7 @@ _spec("QUANTIZE")((_read_qdq, _build_qdq))
 _spec("DEQUANTIZE")((_read_qdq, lambda *a: _build_qdq(*a, dequantize=True)))
 
 
-SUPPORTED_LAYER_TYPES = frozenset(_SPECS)
+SUPPORTED_LAYER_TYPES = frozenset(_SPECS) | layer_kinds.SUPPORTED_LAYER_TYPES
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -754,14 +753,19 @@ class Snapshot:
             layer = network.get_layer(index)
             type_name = layer.type.name
             position = len(layers)
+            layer_kind = layer_kinds.kind(type_name)
             spec = _SPECS.get(type_name)
-            if spec is None:
+            if spec is None and layer_kind is None:
                 raise SnapshotError(
                     f"layer {index} {layer.name!r} has type {type_name}, which snapshots do not support "
-                    f"(supported: {', '.join(sorted(SUPPORTED_LAYER_TYPES))})")
+                    f"(supported: {', '.join(sorted(SUPPORTED_LAYER_TYPES | layer_kinds.SUPPORTED_LAYER_TYPES))})")
             trtshim.concrete_layer(layer)
             try:
-                params, layer_weights = spec[0](layer)
+                if layer_kind is not None:
+                    typed, layer_weights = layer_kind.read(layer)
+                    params = typed.to_json()
+                else:
+                    params, layer_weights = spec[0](layer)
             except SnapshotError:
                 raise
             except Exception as exc:  # pragma: no cover - API drift
@@ -849,14 +853,19 @@ class Snapshot:
         for rec in self.inputs:
             tensors[rec["name"]] = network.add_input(rec["name"], _trt_dtype(rec["dtype"]), tuple(rec["shape"]))
         for rec in self.layers:
+            layer_kind = layer_kinds.kind(rec["type"])
             spec = _SPECS.get(rec["type"])
-            if spec is None:
+            if spec is None and layer_kind is None:
                 raise SnapshotError(f"layer {rec['name']!r}: unsupported type {rec['type']}")
             try:
                 ins = [None if n is None else tensors[n] for n in rec["inputs"]]
             except KeyError as exc:
                 raise SnapshotError(f"layer {rec['name']!r}: input tensor {exc} is not produced earlier") from None
-            layer = spec[1](network, ins, rec["params"], self.layer_weights(rec), keep)
+            if layer_kind is not None:
+                layer = layer_kind.add(network, ins, layer_kind.params.from_json(rec["params"]),
+                                       self.layer_weights(rec), keep)
+            else:
+                layer = spec[1](network, ins, rec["params"], self.layer_weights(rec), keep)
             if layer is None:
                 raise SnapshotError(f"layer {rec['name']!r} ({rec['type']}): TensorRT refused to add it")
             layer.name = rec["name"]
@@ -934,7 +943,7 @@ class Snapshot:
     @classmethod
     def from_bytes(cls, data: bytes) -> "Snapshot":
         if not data.startswith(cls._BYTES_HEADER):
-            raise SnapshotError("not a tf2trt network snapshot blob (or one from an older format)")
+            raise DamagedSnapshotError("not a tf2trt network snapshot blob (or one from an older format)")
         buf = io.BytesIO(data)
         buf.seek(len(cls._BYTES_HEADER))
         try:
@@ -943,7 +952,7 @@ class Snapshot:
             names = json.loads(buf.readline())
             weights = {name: np.load(buf, allow_pickle=False) for name in names}
         except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged blob
-            raise SnapshotError(f"damaged network snapshot: {exc}") from exc
+            raise DamagedSnapshotError(f"damaged network snapshot: {exc}") from exc
         return cls(topology, weights)
 
     def digest(self) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Tf2TrtError
+
 from .freeze import FrozenGraph
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,7 @@ DEFAULT_RTOL = 1e-4
 DEFAULT_ATOL = 1e-5
 
 
-class VerificationError(Tf2TrtError):
-    pass
+from .errors import VerificationError  # noqa: E402 - re-exported
 
 
 @dataclass
