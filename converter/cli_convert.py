@@ -1,9 +1,8 @@
-"""``tf2trt convert``: one model to one engine, all five steps, in one process.
+"""tf2trt convert: one model to one engine, all five steps (freeze, parse, construct, optimize, verify) in one
+process, without the pipeline's cache.
 
-Exit codes: 0 success; 1 verification failed (the engine is kept and the JSON
-says which outputs); 2 bad input (missing file, not a model, corrupt ``.pb``,
-unknown input/output name, unsupported ops) — a short error and a hint, no
-traceback, and no engine file.
+On failure it prints a short error and a hint, no traceback, and writes no engine file (except when only
+verification failed: then the engine is kept and the JSON says which outputs differ).
 """
 
 from __future__ import annotations
@@ -19,9 +18,35 @@ from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_VERIFY_FAILED  
 STAGES = ("freeze", "parse", "construct", "optimize", "verify")
 
 
-def add_convert_parser(subparsers) -> argparse.ArgumentParser:
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (plain text), and each option's default where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default == argparse.SUPPRESS
+                or not action.option_strings
+                or isinstance(default, list) and not default):
+            return text
+        return f"{text} (default: {default})"
+
+
+def size_arg(text: str) -> int:
+    """argparse type for byte sizes: ``1073741824``, ``512MiB``, ``1GiB``, ``1.5GB``."""
+    from .units import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
+    from .errors import exit_code_help
+
     p = subparsers.add_parser("convert", help="convert one TensorFlow model into a TensorRT engine",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, epilog=exit_code_help(), formatter_class=HelpFormatter,
+                              parents=list(parents))
     p.add_argument("model", help=".keras, .h5, SavedModel directory or frozen .pb")
     p.add_argument("--engine", required=True, help="where to write the serialized engine (.plan)")
     p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE",
@@ -33,9 +58,10 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
                    help="with --verify, also compare every intermediate TF tensor that has a TensorRT counterpart")
     p.add_argument("--inputs-npz", help="real inputs for --verify (arrays named after the inputs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
-    p.add_argument("--rtol", type=float, default=1e-4)
-    p.add_argument("--atol", type=float, default=1e-5)
-    p.add_argument("--workspace", type=int, help="workspace memory pool limit in bytes")
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance of --verify")
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --verify")
+    p.add_argument("--workspace", type=size_arg, metavar="SIZE",
+                   help="workspace memory pool limit: bytes or a size like 512MiB, 1GiB (default: TensorRT's)")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0-5")
     p.add_argument("--timing-cache", help="timing cache file to load and update")
     p.add_argument("--target", action="append", default=None, help="compute capability, e.g. SM86 (TensorRT-RTX)")

@@ -111,6 +111,20 @@ class ConversionContext:
             layer.get_output(i).name = unique + (f":{i}" if layer.num_outputs > 1 or True else "")
         return layer
 
+    def add(self, kind, inputs, params, weights: dict | None = None, suffix: str | None = None):
+        """Create one layer through its kind module (``layers.<kind>``) and name it after the current TF node.
+
+        The only way converters create layers: ``kind.add`` is also what rebuilds a snapshot, so what a
+        converter builds and what a stored snapshot rebuilds cannot drift apart.  Weights are kept alive for
+        the network's lifetime (TensorRT keeps raw pointers to them).
+        """
+        kind = getattr(kind, "KIND", kind)
+        layer = kind.add(self.network, list(inputs), params, weights or {}, self.keep_alive)
+        if layer is None:
+            self.fail(f"TensorRT refused to add a {kind.type_name} layer",
+                      "run with -v for TensorRT's own message")
+        return self.name_layer(layer, suffix)
+
     def fail(self, message: str, hint: str | None = None):
         node = self.node
         raise ConversionError(node.name if node else None, node.op if node else None, message, hint)

@@ -39,7 +39,9 @@ import numpy as np
 from converter import layers as layer_kinds
 from converter import trt as trtshim
 
-FORMAT = "tf2trt-snapshot/1"
+FORMAT = "tf2trt-snapshot/2"
+#: formats this version reads; older ones are upgraded on load (see :func:`upgrade_topology`)
+READABLE_FORMATS = ("tf2trt-snapshot/1", FORMAT)
 JSON_NAME = "network.json"
 WEIGHTS_NAME = "weights.npz"
 
@@ -717,6 +719,26 @@ def _topological_order(network) -> list[int]:
     return order
 
 
+def upgrade_topology(topology: dict) -> dict:
+    """A topology of any readable format in the current one.
+
+    Format 1 (tf2trt ≤ 0.x, before the per-kind layer modules) wrote some parameters only when the
+    TensorRT version had them (``indices_type``, slice ``axes``, ``v2`` of normalization…); format 2 writes
+    every field of the kind's typed record.  Upgrading parses each layer's parameters with its kind's
+    record (unknown keys are an error, missing ones take the field's default) and writes them back whole,
+    so a format-1 snapshot rebuilds, runs and hashes like the format-2 snapshot of the same network.
+    """
+    if topology.get("format") == FORMAT:
+        return topology
+    layers = []
+    for rec in topology.get("layers", []):
+        layer_kind = layer_kinds.kind(rec.get("type"))
+        if layer_kind is not None:
+            rec = dict(rec, params=layer_kind.params.from_json(rec.get("params") or {}).to_json())
+        layers.append(rec)
+    return dict(topology, format=FORMAT, layers=layers)
+
+
 def _tensor_record(tensor) -> dict:
     return {"name": tensor.name, "dtype": _dtype_name(tensor.dtype), "shape": _dims(tensor.shape)}
 
@@ -730,9 +752,12 @@ class Snapshot:
     """
 
     def __init__(self, topology: dict, weights: dict[str, np.ndarray]):
-        if topology.get("format") != FORMAT:
-            raise SnapshotError(f"not a {FORMAT} snapshot (format={topology.get('format')!r})")
-        topology = dict(topology)
+        if topology.get("format") not in READABLE_FORMATS:
+            raise DamagedSnapshotError(f"not a tf2trt network snapshot this version reads "
+                                       f"(format={topology.get('format')!r}; reads {', '.join(READABLE_FORMATS)})",
+                                       hint="rebuild it with this tf2trt (the pipeline does so when its cache "
+                                            "key changes)")
+        topology = upgrade_topology(dict(topology))
         self.meta: dict = dict(topology.pop("meta", None) or {})
         self.topology = topology
         self.weights = {k: np.asarray(v) for k, v in weights.items()}

@@ -30,14 +30,45 @@ def _artifacts_arg(p: argparse.ArgumentParser) -> None:
                    help="artifact store directory (default: $TF2TRT_ARTIFACTS or ./artifacts)")
 
 
+def version_text() -> str:
+    """tf2trt, TensorFlow and TensorRT versions, read from package metadata (no slow imports)."""
+    from importlib import metadata
+
+    def installed(*dists):
+        for dist in dists:
+            try:
+                return dist, metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        return dists[0], "not installed"
+
+    from converter import __version__
+
+    tf = installed("tensorflow", "tensorflow-cpu")
+    trt = installed("tensorrt", "tensorrt-rtx", "tensorrt_rtx")
+    return f"tf2trt {__version__} (TensorFlow {tf[1]}, {trt[0]} {trt[1]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from converter.cli_convert import HelpFormatter
+    from converter.errors import exit_code_help
+
     parser = argparse.ArgumentParser(prog="tf2trt", description="TensorFlow to TensorRT: convert models and "
-                                     "run cached, config-driven build pipelines.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect and stage logs")
+                                     "run cached, config-driven build pipelines.", epilog=exit_code_help(),
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect, TensorFlow and stage logs")
+    parser.add_argument("--version", action="version", version=version_text())
+    # -v also after the subcommand (`tf2trt build -v configs/`); SUPPRESS keeps a global -v from being reset
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show Prefect, TensorFlow and stage logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    b = sub.add_parser("build", help="build engines from config files (cached by content)")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], formatter_class=HelpFormatter, **kwargs)
+
+    b = command("build", help="build engines from config files (cached by content)")
     b.add_argument("configs", nargs="+", metavar="CONFIG", help="config files (a directory means its *.yaml)")
     _artifacts_arg(b)
     b.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
@@ -46,13 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run stage tasks on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786)")
     b.set_defaults(func=cmd_build)
 
-    s = sub.add_parser("status", help="last run of each config per stage, from the store")
+    s = command("status", help="last run of each config per stage, from the store")
     s.add_argument("configs", nargs="*", metavar="CONFIG", help="configs (default: every config in the store)")
     _artifacts_arg(s)
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
     s.set_defaults(func=cmd_status)
 
-    g = sub.add_parser("gc", help="remove blobs that no manifest references and no running build claims")
+    g = command("gc", help="remove blobs that no manifest references and no running build claims")
     _artifacts_arg(g)
     g.add_argument("--dry-run", action="store_true", help="report what would be removed")
     g.add_argument("--keep-all-manifests", action="store_true",
@@ -62,18 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_gc)
 
-    sv = sub.add_parser("serve", help="serve Prefect deployments from the configs' schedules until stopped")
+    sv = command("serve", help="serve Prefect deployments from the configs' schedules until stopped")
     sv.add_argument("config_dir", nargs="?", default="configs", metavar="CONFIG_DIR")
     _artifacts_arg(sv)
     sv.add_argument("--port", type=int, default=None, help="port for a local server when one is started")
     sv.add_argument("--limit", type=int, default=None, help="at most this many concurrent runs")
     sv.set_defaults(func=cmd_serve)
 
-    d = sub.add_parser("dashboard", help="start the Prefect server and UI on 127.0.0.1 and print the URL")
+    d = command("dashboard", help="start the Prefect server and UI on 127.0.0.1 and print the URL")
     d.add_argument("--port", type=int, default=4200)
     d.set_defaults(func=cmd_dashboard)
 
-    w = sub.add_parser("deploy-optimize", help="register the optimize-only flow on a process work pool "
+    w = command("deploy-optimize", help="register the optimize-only flow on a process work pool "
                        "(run `prefect worker start --pool POOL` on each GPU host)")
     w.add_argument("pool", help="work pool name (a process pool is created if missing)")
     w.add_argument("--name", default="gpu", help="deployment name (default: gpu)")
@@ -81,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from converter.cli_convert import add_convert_parser  # the converter's one-shot subcommand
 
-    add_convert_parser(sub)
+    add_convert_parser(sub, parents=[common])
     return parser
+
 
 
 def main(argv: list[str] | None = None) -> int:

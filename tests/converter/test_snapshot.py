@@ -278,3 +278,38 @@ def test_snapshot_of_multi_node_onnx_graph():
     assert {"CONVOLUTION", "ACTIVATION", "POOLING", "SHUFFLE", "MATRIX_MULTIPLY"} <= set(snap.layer_types())
     _, net2 = snap.to_network()
     assert Snapshot.from_network(net2) == snap
+
+
+_V1 = os.path.join(os.path.dirname(__file__), "data", "snapshot_v1")
+
+
+@pytest.mark.parametrize("how", ["directory", "blob"])
+def test_format_1_snapshots_still_load_rebuild_and_run(how):
+    """Snapshots stored by tf2trt before the per-kind layer modules (format 1) load as format 2.
+
+    The fixture was written by the format-1 code from a small TF model (conv, bias, relu, pool, resize,
+    reduce, concat, exp, leaky relu, matmul, top-k, softmax, gather) together with its executor outputs.
+    """
+    if how == "directory":
+        snap = Snapshot.load(_V1)
+    else:
+        with open(os.path.join(_V1, "snapshot.bin"), "rb") as fh:
+            snap = Snapshot.from_bytes(fh.read())
+    with open(os.path.join(_V1, "network.json"), encoding="utf-8") as fh:
+        assert json.load(fh)["format"] == "tf2trt-snapshot/1"
+    assert snap.topology["format"] == FORMAT
+    rebuilt = Snapshot.from_network(snap.to_network()[1])
+    assert rebuilt == snap, "a format-1 snapshot must rebuild into the network it describes"
+    io = np.load(os.path.join(_V1, "io.npz"))
+    got = ReferenceExecutor(snap).run({"x0": io["x0"]})
+    for i, name in enumerate(snap.outputs):
+        np.testing.assert_allclose(got[name], io[f"out_{i}"], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_unknown_parameter_in_a_stored_snapshot_is_a_damaged_snapshot():
+    with open(os.path.join(_V1, "network.json"), encoding="utf-8") as fh:
+        topology = json.load(fh)
+    conv = next(rec for rec in topology["layers"] if rec["type"] == "CONVOLUTION")
+    conv["params"]["kernel_sizes"] = conv["params"].pop("kernel_size")
+    with pytest.raises(SnapshotError, match="unknown parameter.*kernel_sizes"):
+        Snapshot(topology, {})
