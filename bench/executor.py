@@ -24,7 +24,6 @@ import argparse
 import os
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -83,32 +82,11 @@ def numpy_matmul(n: int, runs: int) -> dict:
 
 
 def profile_layers(executor, feeds) -> list[dict]:
-    """One executor run with each layer implementation wrapped in a timer, per layer type."""
-    from converter import reference
-
-    totals: dict[str, list] = defaultdict(lambda: [0.0, 0])
-    original = dict(reference._IMPLS)
-
-    def wrap(kind, impl):
-        def timed_impl(*a, **kw):
-            t = time.perf_counter()
-            try:
-                return impl(*a, **kw)
-            finally:
-                slot = totals[kind]
-                slot[0] += time.perf_counter() - t
-                slot[1] += 1
-        return timed_impl
-
-    try:
-        for kind, impl in original.items():
-            reference._IMPLS[kind] = wrap(kind, impl)
-        t = time.perf_counter()
-        executor.run(feeds)
-        total = time.perf_counter() - t
-    finally:
-        reference._IMPLS.clear()
-        reference._IMPLS.update(original)
+    """One executor run with per-layer-type timings (the executor's ``timings`` hook)."""
+    totals: dict[str, list] = {}
+    t = time.perf_counter()
+    executor.run(feeds, timings=totals)
+    total = time.perf_counter() - t
     rows = [{"type": k, "count": c, "seconds": s} for k, (s, c) in totals.items()]
     rows.sort(key=lambda r: -r["seconds"])
     rows.append({"type": "(outside layer impls)", "count": 0, "seconds": total - sum(r["seconds"] for r in rows)})

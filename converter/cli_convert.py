@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_VERIFY_FAILED  # noqa: F401 - re-exported
+from .structural import STRUCTURAL_OPS
 STAGES = ("freeze", "parse", "construct", "optimize", "verify")
 
 
@@ -122,7 +123,7 @@ def _convert(args, result: dict, console) -> int:
                                signature=args.signature)
     timings["freeze"] = time.perf_counter() - t
     counts = frozen.op_counts()
-    result["tf_ops"] = sum(v for k, v in counts.items() if k not in ("Const", "Placeholder", "Identity"))
+    result["tf_ops"] = sum(v for k, v in counts.items() if k not in STRUCTURAL_OPS)
     console.print(f"[green]freeze[/]    {timings['freeze']:.2f} s  {result['tf_ops']} ops "
                   f"({len(counts)} kinds) besides constants")
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import layers
 from . import trt as trtshim
 from .context import ConversionContext, Value
-from .errors import ConversionError, ConversionErrors
+from .errors import ConversionError, ConversionErrors, InternalError
 from .graph import Graph
+from .structural import CONTROL_ONLY_OPS, PASS_THROUGH_OPS, STRUCTURAL_OPS
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +67,8 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> Conve
     aliases = getattr(graph, "aliases", {})
     for node in graph.nodes:
         ctx.node = node
-        if node.op == "Placeholder":
-            if f"{node.name}:0" not in ctx.values:
-                raise ConversionError(node.name, node.op, "placeholder is not a declared input",
-                                      "give it a shape with --input NAME:SHAPE")
-            continue
-        if node.op == "Const":
-            ctx.values[f"{node.name}:0"] = Value(const=np.asarray(node.attrs["value"]))
-            continue
-        if node.op in ("Identity", "Snapshot", "StopGradient"):
-            ctx.values[f"{node.name}:0"] = ctx.values[node.inputs[0]]
+        if node.op in STRUCTURAL_OPS:  # the support check has vetted each of these
+            _structural(ctx, node)
             continue
         entry = REGISTRY.get(node.op)
         if entry is None:  # the support check should have caught it
@@ -109,6 +103,28 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> Conve
     return ConvertedNetwork(builder, network, graph, ctx.tensor_map, ctx.keep_alive)
 
 
+def _structural(ctx: ConversionContext, node) -> None:
+    """The ops of :mod:`converter.structural`: sources, pass-throughs and control-only nodes (no layer)."""
+    ref = f"{node.name}:0"
+    if node.op in CONTROL_ONLY_OPS:
+        return  # control dependencies only: nothing to build
+    if node.op == "Placeholder":
+        if ref not in ctx.values:  # check_support reports these; reached only when it was skipped
+            raise ConversionError(node.name, node.op, "placeholder is not a declared input",
+                                  "declare it as an input (--input NAME:SHAPE) or replace it by a constant")
+        return
+    if node.op == "Const":
+        ctx.values[ref] = Value(const=np.asarray(node.attrs["value"]))
+        return
+    if node.op in PASS_THROUGH_OPS:
+        # a declared input keeps its fed value (a PlaceholderWithDefault declared as an input)
+        if ref not in ctx.values:
+            ctx.values[ref] = ctx.values[node.inputs[0]]
+        return
+    raise InternalError(f"{node.op} node '{node.name}': structural op without a construct branch "  # pragma: no cover
+                        "(converter.structural and construct disagree)")
+
+
 def _check_shape(node, idx: int, value: Value) -> None:
     if idx >= len(node.output_shapes) or node.output_shapes[idx] is None:
         return
@@ -136,8 +152,7 @@ def _mark_outputs(ctx: ConversionContext, graph: Graph) -> None:
         ctx.node = type("N", (), {"name": name, "op": "Identity"})()  # helper layers are named after the output
         tensor = ctx.logical(value)
         if tensor.is_network_input or id(tensor) in seen or tensor.name in seen:
-            layer = ctx.network.add_identity(tensor)
-            ctx.name_layer(layer, "output")
+            layer = ctx.add(layers.identity, [tensor], layers.identity.Params(), suffix="output")
             tensor = layer.get_output(0)
         old = tensor.name
         tensor.name = name

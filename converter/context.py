@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import layers
 from . import trt as trtshim
 from .errors import ConversionError
 
@@ -150,9 +151,8 @@ class ConversionContext:
         key = (array.dtype.str, array.shape, array.tobytes()) if array.nbytes <= 65536 else None
         if key is not None and key in self._const_cache:
             return self._const_cache[key]
-        arr = self.weights(array)
-        layer = self.network.add_constant(arr.shape, self.trt.Weights(arr) if arr.ndim >= 0 else arr)
-        self.name_layer(layer, suffix)
+        layer = self.add(layers.constant, [], layers.constant.Params(tuple(array.shape)), {"weights": array},
+                         suffix=suffix)
         out = layer.get_output(0)
         if key is not None:
             self._const_cache[key] = out
@@ -175,9 +175,8 @@ class ConversionContext:
         # physical(have) -> logical -> physical(want): transpose by have^-1 then want
         inv = inverse_perm(have)
         combined = tuple(inv[w] for w in want)
-        layer = self.network.add_shuffle(value.tensor)
-        layer.first_transpose = self.trt.Permutation(list(combined))
-        self.name_layer(layer, "layout")
+        layer = self.add(layers.shuffle, [value.tensor], layers.shuffle.Params(first_transpose=combined),
+                         suffix="layout")
         out = layer.get_output(0)
         self._layout_cache[key] = out
         return out

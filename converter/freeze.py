@@ -22,14 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FreezeError
+from .structural import CONTROL_ONLY_OPS, PASS_THROUGH_OPS, SOURCE_OPS
 
 log = logging.getLogger(__name__)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _FORMAT = b"TF2TRTFG1\n"
-#: ops that only matter for training or bookkeeping and never reach an output value
-_PASSTHROUGH_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient", "EnsureShape", "CheckNumerics"}
+#: ops that forward their input unchanged: bypassed unless they carry a public name (see converter.structural)
+_PASSTHROUGH_OPS = PASS_THROUGH_OPS
+#: sink nodes that are never a model output (a .pb without --output)
+_NOT_OUTPUTS = CONTROL_ONLY_OPS | SOURCE_OPS | {"Assert", "SaveV2", "RestoreV2"}
 _CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
 #: constants bigger than this live beside the GraphDef (see FrozenGraph.constants)
 EXTERNAL_CONST_BYTES = 4096
@@ -464,7 +467,7 @@ def _freeze_pb(path: Path, inputs: dict, outputs) -> FrozenGraph:
                    for o in outputs}
     else:
         consumed = {_src(i) for n in gd.node for i in n.input}
-        sinks = [n.name for n in gd.node if n.name not in consumed and n.op not in ("NoOp", "Const", "Placeholder", "Assert", "SaveV2", "RestoreV2")]
+        sinks = [n.name for n in gd.node if n.name not in consumed and n.op not in _NOT_OUTPUTS]
         if not sinks:
             raise FreezeError("cannot tell the graph's outputs", "name them with --output")
         out_map = {s: s + ":0" for s in sinks}
@@ -778,7 +781,7 @@ def strip_and_prune(gd, outputs: list[str], keep: set[str]):
     out = _graph_def_class()()
     out.versions.CopyFrom(gd.versions)
     for n in gd.node:
-        if n.name in needed and n.op != "NoOp":
+        if n.name in needed and n.op not in CONTROL_ONLY_OPS:
             out.node.append(n)
     return out
 

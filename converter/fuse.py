@@ -6,10 +6,13 @@
 * A zero ``Pad`` feeding a VALID convolution becomes the convolution's own
   explicit padding.
 
-Folding only happens where the intermediate tensors have no other consumer
-and are not graph outputs, so no value a user asked for disappears.  Every
-bypassed TF tensor is recorded in ``graph.aliases`` so bisecting still maps it
-to the TensorRT tensor that holds its value.
+A chain runs through values that have no other consumer and are not graph
+outputs, so no value a user asked for disappears: a value read elsewhere, or
+asked for, ends the chain.  The end of a chain that is a graph output keeps
+its name as an ``Identity`` of the convolution.  Chains fold in NHWC and NCHW
+(every step in the convolution's data format).  Every bypassed TF tensor is
+recorded in ``graph.aliases`` so bisecting still maps it to the TensorRT
+tensor that holds its value.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from .graph import Graph, Node
 log = logging.getLogger(__name__)
 
 CONV_OPS = {"Conv2D", "DepthwiseConv2dNative"}
+BATCH_NORM_OPS = {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"}
+#: binary ops with a per-channel constant that fold into the convolution (the tensor first unless commutative)
+AFFINE_OPS = {"BiasAdd", "AddV2", "Add", "Sub", "Mul", "RealDiv"}
+COMMUTATIVE_OPS = {"AddV2", "Add", "Mul"}
+#: the data formats whose chains fold (the format of the convolution; every step must share it)
+FOLD_FORMATS = ("NHWC", "NCHW")
 
 
 def fuse(graph: Graph) -> None:
@@ -33,31 +42,47 @@ def fuse(graph: Graph) -> None:
     graph.refresh()
 
 
-def _channel_vector(value: np.ndarray | None, channels: int) -> np.ndarray | None:
-    """``value`` as a per-output-channel vector (NHWC broadcasting), or None if it isn't one."""
-    if value is None or value.dtype.kind != "f":
+def _channel_vector(value: np.ndarray | None, channels: int, data_format: str = "NHWC") -> np.ndarray | None:
+    """``value`` as a per-output-channel vector, or None if it isn't one.
+
+    ``value`` broadcasts (numpy rules, aligned from the right) against a 4-D
+    tensor in ``data_format``: the channel axis is the last one for NHWC and
+    the third from the right for NCHW (shape ``[C, 1, 1]`` or ``[1, C, 1, 1]``).
+    """
+    if value is None or value.dtype.kind != "f" or value.ndim > 4:
         return None
-    if value.ndim == 0:
-        return np.full(channels, value, dtype=np.float64)
-    if value.shape[-1] not in (1, channels) or any(d != 1 for d in value.shape[:-1]) or value.ndim > 4:
+    if value.size == 1:
+        return np.full(channels, value.reshape(-1)[0], dtype=np.float64)
+    axis = value.ndim - 1 if data_format == "NHWC" else value.ndim - 3
+    if axis < 0 or value.shape[axis] != channels or any(d != 1 for i, d in enumerate(value.shape) if i != axis):
         return None
-    return np.broadcast_to(value.reshape(-1).astype(np.float64), (channels,)).copy()
+    return value.reshape(-1).astype(np.float64)
 
 
 def _conv_out_channels(graph: Graph, conv: Node) -> int | None:
     w = graph.const(conv.inputs[1])
-    if w is None:
+    if w is None or w.ndim != 4:
         return None
     if conv.op == "Conv2D":
         return int(w.shape[3])
     return int(w.shape[2] * w.shape[3])
 
 
+def _only_output_0_used(graph: Graph, node: Node) -> bool:
+    return all(r == f"{node.name}:0" for u in graph.consumers.get(node.name, []) for r in u.inputs
+               if _src(r) == node.name)
+
+
 def _fold_affine_into_conv(graph: Graph) -> None:
     new_nodes = []
     removed: set[str] = set()
+    #: chain ends that are graph outputs: an Identity under their name keeps the output (issue 7)
+    stand_ins: dict[str, Node] = {}
     for conv in list(graph.nodes):
-        if conv.op not in CONV_OPS or conv.attr("data_format", "NHWC") != "NHWC" or conv.name in removed:
+        if conv.op not in CONV_OPS or conv.name in removed:
+            continue
+        fmt = conv.attr("data_format", "NHWC")
+        if fmt not in FOLD_FORMATS:
             continue
         channels = _conv_out_channels(graph, conv)
         if channels is None:
@@ -70,24 +95,22 @@ def _fold_affine_into_conv(graph: Graph) -> None:
         current = conv
         chain = []
         while True:
+            # an intermediate value with another consumer, or one the user asked for, must stay: the walk
+            # ends at it (it becomes the chain's end, whose value the convolution then computes)
             nxt = graph.single_consumer(current)
             ref = f"{current.name}:0"
             if nxt is None or nxt.inputs.count(ref) != 1:
                 break
-            if nxt.inputs[0] != ref and nxt.op not in ("AddV2", "Add", "Mul"):
+            if nxt.inputs[0] != ref and nxt.op not in COMMUTATIVE_OPS:
                 break
             other_idx = 1 if nxt.inputs[0] == ref else 0
-            if nxt.op == "BiasAdd" and nxt.attr("data_format", "NHWC") != "NHWC":
-                break
-            if nxt.op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"):
-                if nxt.attr("is_training", False) or nxt.attr("data_format", "NHWC") != "NHWC":
+            if nxt.op in BATCH_NORM_OPS:
+                if nxt.attr("is_training", False) or nxt.attr("data_format", "NHWC") != fmt:
                     break
                 consts = [graph.const(r) for r in nxt.inputs[1:5]]
-                if any(c is None for c in consts):
+                if any(c is None or c.shape != (channels,) for c in consts):
                     break
-                # only output 0 may be used
-                if any(ref != f"{nxt.name}:0" for u in graph.consumers.get(nxt.name, []) for ref in u.inputs
-                       if _src(ref) == nxt.name):
+                if not _only_output_0_used(graph, nxt):
                     break
                 gamma, beta, mean, var = (c.astype(np.float64) for c in consts)
                 s = gamma / np.sqrt(var + nxt.attr("epsilon", 1e-3))
@@ -96,11 +119,16 @@ def _fold_affine_into_conv(graph: Graph) -> None:
                 chain.append(nxt)
                 current = nxt
                 continue
-            if nxt.op not in ("BiasAdd", "AddV2", "Add", "Sub", "Mul", "RealDiv") or len(nxt.inputs) != 2:
+            if nxt.op not in AFFINE_OPS or len(nxt.inputs) != 2:
                 break
-            if graph.shape(nxt.inputs[other_idx]) is None and graph.const(nxt.inputs[other_idx]) is None:
-                break
-            vec = _channel_vector(graph.const(nxt.inputs[other_idx]), channels)
+            const = graph.const(nxt.inputs[other_idx])
+            if nxt.op == "BiasAdd":
+                # the bias runs along the channel axis of the BiasAdd's own data format
+                if nxt.attr("data_format", "NHWC") != fmt or const is None or const.shape != (channels,):
+                    break
+                vec = const.astype(np.float64)
+            else:
+                vec = _channel_vector(const, channels, fmt)
             if vec is None:
                 break
             out_shape = nxt.output_shapes[0] if nxt.output_shapes else None
@@ -123,7 +151,7 @@ def _fold_affine_into_conv(graph: Graph) -> None:
             current = nxt
         if not chain:
             continue
-        # fold: W[..., out] *= scale (Conv2D: HWIO; depthwise: HWIM, out = i*M + m)
+        # fold: W[..., out] *= scale (Conv2D: HWIO; depthwise: HWIM, out = i*M + m; whatever the data format)
         # the scale is computed in float64, rounded once, then applied to the float32 weights
         # (one rounding per weight; a float64 copy of every kernel made parsing twice as slow)
         scale32 = scale.astype(w.dtype)
@@ -146,11 +174,15 @@ def _fold_affine_into_conv(graph: Graph) -> None:
             graph.aliases[f"{n.name}:0"] = None
             removed.add(n.name)
         graph.aliases[f"{last.name}:0"] = f"{conv.name}:0"
+        if last.name in graph.outputs:
+            # the user asked for this value by name: keep the name, as a pass-through of the convolution
+            stand_ins[last.name] = Node(last.name, "Identity", [f"{conv.name}:0"], {"T": conv.attr("T", "float32")},
+                                        list(last.output_shapes[:1]))
         # consumers of the chain end now read the conv
         for user in graph.consumers.get(last.name, []):
             user.inputs = [f"{conv.name}:0" if r == f"{last.name}:0" else r for r in user.inputs]
         # no refresh here: later chains start at other convolutions and never walk the rewired nodes
-    graph.nodes = [n for n in graph.nodes if n.name not in removed]
+    graph.nodes = [stand_ins.get(n.name, n) for n in graph.nodes if n.name not in removed or n.name in stand_ins]
     graph.refresh()
     for conv, const in new_nodes:
         idx = graph.nodes.index(conv)

@@ -15,11 +15,11 @@ import numpy as np
 
 from .errors import ConversionError, UnsupportedOpsError
 from .freeze import EXTERNAL_ATTR, FrozenGraph, TensorSpec, _src
+from .structural import CONTROL_ONLY_OPS, PASS_THROUGH_OPS, STRUCTURAL_OPS
 
 log = logging.getLogger(__name__)
 
-#: ops the constructor handles itself rather than through a converter
-STRUCTURAL_OPS = {"Placeholder", "Const", "Identity", "NoOp"}
+__all__ = ["Node", "Graph", "from_frozen", "check_support", "parse", "STRUCTURAL_OPS", "SUPPORTED_DTYPES"]
 SUPPORTED_DTYPES = {"float32", "int32", "bool", "float16", "int64", "int8", "uint8"}
 
 
@@ -156,37 +156,74 @@ def from_frozen(frozen: FrozenGraph) -> Graph:
     return Graph(nodes, list(frozen.inputs), list(frozen.outputs))
 
 
+def _check_structural(node: Node, graph: Graph, declared: set[str]) -> list[tuple[str, ConversionError]]:
+    """What the constructor needs of an op it handles itself (see :mod:`converter.structural`).
+
+    Returns ``(summary, problem)`` pairs; the summary groups like problems in the report.
+    """
+    problems = []
+    if node.op == "Placeholder" and node.name not in declared:
+        problems.append(("not a declared input", ConversionError(
+            node.name, node.op, "placeholder is not a declared input",
+            "declare it as an input (--input NAME:SHAPE, or inputs={NAME: shape}), or feed it a constant: replace "
+            "it by a Const or a PlaceholderWithDefault with a default value")))
+    elif node.op in CONTROL_ONLY_OPS:
+        readers = sorted({u.name for u in graph.consumers.get(node.name, [])})
+        if readers:
+            problems.append(("read as data", ConversionError(
+                node.name, node.op, f"produces no data but is read as data by {', '.join(readers[:3])}"
+                + (f" and {len(readers) - 3} more" if len(readers) > 3 else ""),
+                "a NoOp carries control dependencies only: make the edge a control input (^name) or remove it")))
+    elif node.op in PASS_THROUGH_OPS and not node.inputs and node.name not in declared:
+        problems.append(("no data input", ConversionError(node.name, node.op, "has no data input to pass through",
+                                                          "the GraphDef is malformed: give the node its data input")))
+    elif node.op == "Const" and not isinstance(node.attrs.get("value"), np.ndarray):
+        problems.append(("no value", ConversionError(node.name, node.op, "constant without a value",
+                                                     "the GraphDef is malformed: re-export the model")))
+    return problems
+
+
 def check_support(graph: Graph) -> None:
-    """Raise :class:`UnsupportedOpsError` listing every op (and node) that cannot convert."""
+    """Raise :class:`UnsupportedOpsError` listing every op (and node) that cannot convert.
+
+    One pass over the graph, before any layer exists: ops without a converter,
+    converter restrictions, and what the constructor needs of the structural
+    ops it handles itself (a placeholder must be a declared input, a NoOp must
+    have no data consumers…), each with a hint.
+    """
     from . import ops  # noqa: F401 - importing registers every converter
     from .registry import REGISTRY
 
     counts: Counter = Counter()
     examples: dict[str, list[str]] = {}
     errors: list[ConversionError] = []
+    declared = {spec.name for spec in graph.inputs}
+
+    def report(node_name: str, key: str, problem: ConversionError) -> None:
+        counts[key] += 1
+        examples.setdefault(key, []).append(node_name)
+        if counts[key] == 1:
+            errors.append(problem)
+
     for node in graph.nodes:
         if node.op in STRUCTURAL_OPS:
+            # the constructor handles these itself; registered entries (Const, Identity…) only document them
+            for summary, problem in _check_structural(node, graph, declared):
+                report(node.name, f"{node.op} ({summary})", problem)
             continue
         entry = REGISTRY.get(node.op)
         if entry is None:
-            counts[node.op] += 1
-            examples.setdefault(node.op, []).append(node.name)
-            if counts[node.op] == 1:
-                errors.append(ConversionError(node.name, node.op, "no converter for this op",
-                                              "see docs/ops.md for supported ops; rewrite the model to avoid it "
-                                              "or open an issue with the op name"))
+            report(node.name, node.op,
+                   ConversionError(node.name, node.op, "no converter for this op",
+                                   "see docs/ops.md for supported ops; rewrite the model to avoid it "
+                                   "or open an issue with the op name"))
             continue
         for problem in entry.check(node, graph):
-            key = f"{node.op} ({problem.detail})"
-            counts[key] += 1
-            examples.setdefault(key, []).append(node.name)
-            if counts[key] == 1:
-                errors.append(problem)
+            report(node.name, f"{node.op} ({problem.detail})", problem)
     for spec in graph.inputs:
         if spec.dtype not in SUPPORTED_DTYPES:
-            key = f"input dtype {spec.dtype}"
-            counts[key] += 1
-            examples.setdefault(key, []).append(spec.name)
+            counts[f"input dtype {spec.dtype}"] += 1
+            examples.setdefault(f"input dtype {spec.dtype}", []).append(spec.name)
             errors.append(ConversionError(spec.name, "Placeholder", f"dtype {spec.dtype} is not supported",
                                           "cast the input to float32/int32 in the model"))
     if counts:

@@ -6,6 +6,11 @@ registers with ``@tf_op("OpName", ...)`` and states, for the generated op docs,
 which TensorRT layers it becomes and what it cannot do.  ``check(node, graph)``
 returns the problems the support check reports before anything is built.
 Registering an op twice is a programming error and fails at import time.
+
+The structural ops of :mod:`converter.structural` (Const, Placeholder, NoOp and
+the pass-through ops) are handled by the support check and the constructor
+themselves; the entries registered for Const and the pass-through ops document
+them (and give their converter for direct use), they are not dispatched to.
 """
 
 from __future__ import annotations

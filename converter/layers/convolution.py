@@ -52,30 +52,44 @@ def read_window(layer) -> dict:
                 dilation=base.dims(layer.dilation_nd), num_groups=int(layer.num_groups))
 
 
-def add(network, inputs, p: Params, weights=None, keep=None):
+def add_windowed(network_add, inputs, p, weights, keep):
+    """``network.add_convolution_nd`` / ``add_deconvolution_nd`` with kernel, bias and window attributes."""
     weights = weights or {}
     keep = keep if keep is not None else []
     dtype = base.weights_dtype_name(weights)
-    layer = network.add_convolution_nd(inputs[0], int(p.num_output_maps), tuple(p.kernel_size),
-                                       base.as_trt_weights(weights.get("kernel"), keep, dtype),
-                                       base.as_trt_weights(weights.get("bias"), keep, dtype))
+    layer = network_add(inputs[0], int(p.num_output_maps), tuple(p.kernel_size),
+                        base.as_trt_weights(weights.get("kernel"), keep, dtype),
+                        base.as_trt_weights(weights.get("bias"), keep, dtype))
     set_window(layer, p)
     base.set_optional_inputs(layer, inputs, 1)
     return layer
 
 
-def read(layer):
-    p = Params(**read_window(layer))
+def read_windowed(layer, params_cls, kernel_shape):
+    """``(params, weights)`` of a (de)convolution; ``kernel_shape(p, size)`` gives the kernel's logical shape."""
+    p = params_cls(**read_window(layer))
     weights = {}
     kernel = base.weights_array(layer.kernel, layer.name)
     if kernel is not None:
-        taps = int(np.prod(p.kernel_size))
-        weights["kernel"] = kernel.reshape((p.num_output_maps, kernel.size // (p.num_output_maps * taps),
-                                            *p.kernel_size))
+        weights["kernel"] = kernel.reshape(kernel_shape(p, kernel.size))
     bias = base.weights_array(layer.bias, layer.name)
     if bias is not None:
         weights["bias"] = bias.reshape(-1)
     return p, weights
+
+
+def add(network, inputs, p: Params, weights=None, keep=None):
+    return add_windowed(network.add_convolution_nd, inputs, p, weights, keep)
+
+
+def _kernel_shape(p: Params, size: int) -> tuple[int, ...]:
+    """``(K, C/groups, *kernel_size)``."""
+    taps = int(np.prod(p.kernel_size))
+    return (p.num_output_maps, size // (p.num_output_maps * taps), *p.kernel_size)
+
+
+def read(layer):
+    return read_windowed(layer, Params, _kernel_shape)
 
 
 def prepare(p: Params, w: dict):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import layers
 from ..context import Value
 from ..errors import ConversionError
+from ..structural import PASS_THROUGH_DOC, PASS_THROUGH_OPS
 from .helpers import (all_const, concat, const_int_list, const_scalar, expand_dims, normalize_axes,
                       np_dtype_of, register, reshape, shuffle, slice_value, split, squeeze, static_inputs, tensor_of,
-                      trt_enum, value_layout)
+                      value_layout)
 
 
 # ------------------------------------------------------------------ pass-through and constants
@@ -18,8 +20,7 @@ def convert_const(ctx, node, inputs):
     return Value(const=np.asarray(node.attr("value")))
 
 
-@register("Identity", "Snapshot", "StopGradient", "PreventGradient", "EnsureShape", "CheckNumerics",
-          layers=(), folds=True, restrictions="no layer: the input passes through")
+@register(*sorted(PASS_THROUGH_OPS), layers=(), folds=True, restrictions=PASS_THROUGH_DOC)
 def convert_identity(ctx, node, inputs):
     return inputs[0]
 
@@ -366,8 +367,8 @@ def convert_gather(ctx, node, inputs):
     layout = value_layout(params)
     j = layout.index(axis)
     idx = indices if not indices.is_const else Value(const=indices.const.astype(np.int32))
-    layer = ctx.network.add_gather(tensor_of(ctx, params), tensor_of(ctx, idx) if idx.is_const else ctx.logical(idx), j)
-    ctx.name_layer(layer)
+    layer = ctx.add(layers.gather, [tensor_of(ctx, params), tensor_of(ctx, idx) if idx.is_const else ctx.logical(idx)],
+                    layers.gather.Params(axis=j))
 
     def moved(a):
         return a if a < axis else a + q - 1
@@ -390,11 +391,9 @@ def convert_gather_nd(ctx, node, inputs):
         idx = indices.const
         return Value(const=params.const[tuple(np.moveaxis(idx, -1, 0))])
     idx = Value(const=indices.const.astype(np.int32)) if indices.is_const else indices
-    layer = ctx.network.add_gather_v2(tensor_of(ctx, params) if params.is_const else ctx.logical(params),
-                                      tensor_of(ctx, idx) if idx.is_const else ctx.logical(idx),
-                                      trt_enum(ctx, "GatherMode", "ND"))
-    layer.num_elementwise_dims = 0
-    ctx.name_layer(layer)
+    layer = ctx.add(layers.gather, [tensor_of(ctx, params) if params.is_const else ctx.logical(params),
+                                    tensor_of(ctx, idx) if idx.is_const else ctx.logical(idx)],
+                    layers.gather.Params(mode="ND", num_elementwise_dims=0))
     return ctx.out(layer.get_output(0))
 
 
@@ -416,9 +415,7 @@ def convert_topk(ctx, node, inputs):
     x, k = inputs
     k = const_int_list(ctx, k, "k")[0]
     layout = value_layout(x)
-    layer = ctx.network.add_topk(tensor_of(ctx, x), trt_enum(ctx, "TopKOperation", "MAX"), int(k),
-                                 1 << layout.index(x.rank - 1))
-    ctx.name_layer(layer)
+    layer = ctx.add(layers.topk, [tensor_of(ctx, x)], layers.topk.Params("MAX", int(k), 1 << layout.index(x.rank - 1)))
     return [ctx.out(layer.get_output(0), layout), ctx.out(layer.get_output(1), layout)]
 
 
@@ -433,13 +430,9 @@ def _space_depth_order(node, x: Value) -> tuple[tuple[int, ...], bool]:
 
 def _two_shuffles(ctx, x: Value, order, dims6, perm6, dims4) -> Value:
     tensor = ctx.tensor(x, order)
-    first = ctx.network.add_shuffle(tensor)
-    first.reshape_dims = tuple(dims6)
-    first.second_transpose = ctx.trt.Permutation(list(perm6))
-    ctx.name_layer(first, "blocks")
-    second = ctx.network.add_shuffle(first.get_output(0))
-    second.reshape_dims = tuple(dims4)
-    ctx.name_layer(second)
+    first = ctx.add(layers.shuffle, [tensor],
+                    layers.shuffle.Params(reshape_dims=tuple(dims6), second_transpose=tuple(perm6)), suffix="blocks")
+    second = ctx.add(layers.shuffle, [first.get_output(0)], layers.shuffle.Params(reshape_dims=tuple(dims4)))
     return ctx.out(second.get_output(0), order)
 
 
@@ -557,7 +550,6 @@ def convert_data_format_vec_permute(ctx, node, inputs):
     indices = np.asarray(_format_indices(node, x), np.int32)
     if x.is_const:
         return Value(const=np.take(x.const, indices, axis=0))
-    layer = ctx.network.add_gather(ctx.logical(x), ctx.constant(indices, "indices"), 0)
-    ctx.name_layer(layer)
+    layer = ctx.add(layers.gather, [ctx.logical(x), ctx.constant(indices, "indices")], layers.gather.Params(axis=0))
     return ctx.out(layer.get_output(0))
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import layers
 from ..context import ConversionContext, Value, channels_first_perm, identity_perm, inverse_perm
 from ..errors import ConversionError
 from ..registry import tf_op
+from ..structural import PASS_THROUGH_OPS
 
 FLOAT_DTYPES = ("float32", "float16")
 #: ops whose converter computes the output in numpy when all inputs are constants
@@ -30,10 +32,6 @@ _TYPE_ATTRS = ("T", "dtype", "SrcT", "DstT", "Tparams", "Tidx", "out_type", "out
 
 
 # ------------------------------------------------------------------ registration and checks
-def trt_enum(ctx: ConversionContext, enum_name: str, member: str):
-    return getattr(getattr(ctx.trt, enum_name), member)
-
-
 def node_dtypes(node) -> list[str]:
     """Every dtype named by the node's type attributes."""
     found = []
@@ -81,7 +79,7 @@ def is_static(graph, ref: str) -> bool:
         result = False
     elif node.op == "Const" or node.op in SHAPE_OPS:
         result = True
-    elif node.op in FOLDABLE_OPS or node.op in ("Identity", "Snapshot", "StopGradient", "IdentityN"):
+    elif node.op in FOLDABLE_OPS or node.op in PASS_THROUGH_OPS or node.op == "IdentityN":
         cache[name] = False  # guards against cycles (none in a valid graph)
         result = bool(node.inputs) and all(is_static(graph, r) for r in node.inputs)
     else:
@@ -160,10 +158,7 @@ def const_scalar(ctx: ConversionContext, value: Value, what: str):
 def scalar_constant(ctx: ConversionContext, number, dtype, suffix: str = "const"):
     """A 0-d constant tensor (``ctx.constant`` turns 0-d arrays into shape (1,) through ``np.ascontiguousarray``)."""
     arr = np.array([number], dtype=dtype)
-    ctx.keep_alive.append(arr)
-    layer = ctx.network.add_constant((), ctx.trt.Weights(arr))
-    ctx.name_layer(layer, suffix)
-    return layer.get_output(0)
+    return ctx.add(layers.constant, [], layers.constant.Params(()), {"weights": arr}, suffix=suffix).get_output(0)
 
 
 def const_tensor(ctx: ConversionContext, array: np.ndarray, suffix: str = "const"):
@@ -222,9 +217,8 @@ def _unify(ctx: ConversionContext, values: list[Value]) -> tuple[list, tuple[int
             else:
                 have = tuple(range(k)) + shifted
             logical_shape = (1,) * k + tuple(v.shape)
-            layer = ctx.network.add_shuffle(ctx.tensor(v, v.layout))
-            layer.reshape_dims = tuple(logical_shape[a] for a in have)
-            ctx.name_layer(layer, "broadcast_rank")
+            params = layers.shuffle.Params(reshape_dims=tuple(logical_shape[a] for a in have))
+            layer = ctx.add(layers.shuffle, [ctx.tensor(v, v.layout)], params, suffix="broadcast_rank")
             expanded = ctx.out(layer.get_output(0), have)
             tensors.append(ctx.tensor(expanded, layout))
     return tensors, layout
@@ -276,8 +270,7 @@ def elementwise(ctx: ConversionContext, a: Value, b: Value, op: str, suffix: str
         return Value(const=numpy_elementwise(op, a.const, b.const))
     a, b = _match_dtypes(ctx, a, b)
     (ta, tb), layout = _unify(ctx, [a, b])
-    layer = ctx.network.add_elementwise(ta, tb, trt_enum(ctx, "ElementWiseOperation", op))
-    ctx.name_layer(layer, suffix)
+    layer = ctx.add(layers.elementwise, [ta, tb], layers.elementwise.Params(op), suffix=suffix)
     return ctx.out(layer.get_output(0), layout)
 
 
@@ -294,8 +287,7 @@ def select(ctx: ConversionContext, cond: Value, a: Value, b: Value, suffix: str 
     if cond.is_const:
         cond = Value(const=cond.const.astype(np.bool_))
     (tc, ta, tb), layout = _unify(ctx, [cond, a, b])
-    layer = ctx.network.add_select(tc, ta, tb)
-    ctx.name_layer(layer, suffix)
+    layer = ctx.add(layers.select, [tc, ta, tb], layers.select.Params(), suffix=suffix)
     return ctx.out(layer.get_output(0), layout)
 
 
@@ -314,19 +306,15 @@ def unary(ctx: ConversionContext, x: Value, op: str, suffix: str | None = None) 
         if out.dtype != np.bool_ and out.dtype != x.const.dtype:
             out = out.astype(x.const.dtype)
         return Value(const=out)
-    layer = ctx.network.add_unary(tensor_of(ctx, x), trt_enum(ctx, "UnaryOperation", op))
-    ctx.name_layer(layer, suffix)
+    layer = ctx.add(layers.unary, [tensor_of(ctx, x)], layers.unary.Params(op), suffix=suffix)
     return ctx.out(layer.get_output(0), value_layout(x))
 
 
 def activation(ctx: ConversionContext, x: Value, kind: str, alpha: float | None = None,
                beta: float | None = None, suffix: str | None = None) -> Value:
-    layer = ctx.network.add_activation(tensor_of(ctx, x), trt_enum(ctx, "ActivationType", kind))
-    if alpha is not None:
-        layer.alpha = float(alpha)
-    if beta is not None:
-        layer.beta = float(beta)
-    ctx.name_layer(layer, suffix)
+    params = layers.activation.Params(kind, None if alpha is None else float(alpha),
+                                      None if beta is None else float(beta))
+    layer = ctx.add(layers.activation, [tensor_of(ctx, x)], params, suffix=suffix)
     return ctx.out(layer.get_output(0), value_layout(x))
 
 
@@ -346,8 +334,8 @@ def cast(ctx: ConversionContext, x: Value, np_dtype, suffix: str | None = "cast"
         return Value(const=arr.astype(target))
     if target == x.dtype:
         return x
-    layer = ctx.network.add_cast(ctx.tensor(x, x.layout), trtshim.trt_dtype(target))
-    ctx.name_layer(layer, suffix)
+    params = layers.cast.Params(trtshim.trt_dtype(target).name)
+    layer = ctx.add(layers.cast, [ctx.tensor(x, x.layout)], params, suffix=suffix)
     return ctx.out(layer.get_output(0), x.layout)
 
 
@@ -381,15 +369,14 @@ def reduce(ctx: ConversionContext, x: Value, axes, keep_dims: bool, op: str, suf
             return Value(const=np.asarray(np.mean(arr, axis=tuple(axes), keepdims=keep_dims, dtype=arr.dtype)))
         return Value(const=np.asarray(_NUMPY_REDUCE[op](arr, axis=tuple(axes), keepdims=keep_dims)).astype(arr.dtype))
     if not axes:
-        layer = ctx.network.add_identity(ctx.tensor(x, x.layout))
-        ctx.name_layer(layer, suffix)
+        layer = ctx.add(layers.identity, [ctx.tensor(x, x.layout)], layers.identity.Params(), suffix=suffix)
         return ctx.out(layer.get_output(0), x.layout)
     layout = x.layout
     mask = 0
     for a in axes:
         mask |= 1 << layout.index(a)
-    layer = ctx.network.add_reduce(ctx.tensor(x, layout), trt_enum(ctx, "ReduceOperation", op), mask, keep_dims)
-    ctx.name_layer(layer, suffix)
+    layer = ctx.add(layers.reduce, [ctx.tensor(x, layout)], layers.reduce.Params(op, mask, bool(keep_dims)),
+                    suffix=suffix)
     if keep_dims:
         return ctx.out(layer.get_output(0), layout)
     return ctx.out(layer.get_output(0), _reduced_layout(layout, axes))
@@ -416,17 +403,13 @@ def shuffle(ctx: ConversionContext, x: Value, reshape=None, transpose=None, seco
         if second is not None:
             arr = np.transpose(arr, second)
         return Value(const=arr)
-    layer = ctx.network.add_shuffle(ctx.tensor(x, x.layout))
     first = inverse_perm(x.layout)
     if transpose is not None:
         first = tuple(first[t] for t in transpose)
-    if first != identity_perm(len(first)):
-        layer.first_transpose = ctx.trt.Permutation(list(first))
-    if reshape is not None:
-        layer.reshape_dims = tuple(int(d) for d in reshape)
-    if second is not None:
-        layer.second_transpose = ctx.trt.Permutation(list(second))
-    ctx.name_layer(layer, suffix)
+    params = layers.shuffle.Params(first_transpose=None if first == identity_perm(len(first)) else first,
+                                   reshape_dims=None if reshape is None else tuple(int(d) for d in reshape),
+                                   second_transpose=None if second is None else tuple(second))
+    layer = ctx.add(layers.shuffle, [ctx.tensor(x, x.layout)], params, suffix=suffix)
     return ctx.out(layer.get_output(0))
 
 
@@ -447,9 +430,8 @@ def reshape(ctx: ConversionContext, x: Value, shape, suffix=None) -> Value:
         phys_nonunit = [mapping[a] for a in x.layout if a in mapping]
         ones = [a for a in range(len(shape)) if shape[a] == 1]
         layout = tuple(phys_nonunit + ones)
-        layer = ctx.network.add_shuffle(ctx.tensor(x, x.layout))
-        layer.reshape_dims = tuple(shape[a] for a in layout)
-        ctx.name_layer(layer, suffix)
+        params = layers.shuffle.Params(reshape_dims=tuple(shape[a] for a in layout))
+        layer = ctx.add(layers.shuffle, [ctx.tensor(x, x.layout)], params, suffix=suffix)
         return ctx.out(layer.get_output(0), layout)
     return shuffle(ctx, x, reshape=shape, suffix=suffix)
 
@@ -467,9 +449,8 @@ def squeeze(ctx: ConversionContext, x: Value, axes, suffix=None) -> Value:
         return Value(const=x.const.reshape(target))
     layout = x.layout
     kept = [a for a in layout if a not in axes]
-    layer = ctx.network.add_shuffle(ctx.tensor(x, layout))
-    layer.reshape_dims = tuple(x.shape[a] for a in kept)
-    ctx.name_layer(layer, suffix)
+    params = layers.shuffle.Params(reshape_dims=tuple(x.shape[a] for a in kept))
+    layer = ctx.add(layers.shuffle, [ctx.tensor(x, layout)], params, suffix=suffix)
     return ctx.out(layer.get_output(0), _reduced_layout(layout, axes))
 
 
@@ -509,13 +490,13 @@ def slice_value(ctx: ConversionContext, x: Value, start, size, stride=None, mode
             return Value(const=np.where(valid, out, fill_value))
         return Value(const=arr[np.ix_(*index)] if rank else arr)
     layout = value_layout(x)
-    layer = ctx.network.add_slice(tensor_of(ctx, x), tuple(start[a] for a in layout), tuple(size[a] for a in layout),
-                                  tuple(stride[a] for a in layout))
-    if mode is not None:
-        layer.mode = trt_enum(ctx, "SampleMode", mode)
+    ins = [tensor_of(ctx, x)]
     if fill is not None and mode == "FILL" and np.asarray(fill).reshape(-1)[0] != 0:
-        layer.set_input(4, scalar_constant(ctx, np.asarray(fill).reshape(-1)[0], np_dtype_of(x), "fill_value"))
-    ctx.name_layer(layer, suffix)
+        ins += [None, None, None,
+                scalar_constant(ctx, np.asarray(fill).reshape(-1)[0], np_dtype_of(x), "fill_value")]
+    params = layers.slice.Params(start=tuple(start[a] for a in layout), shape=tuple(size[a] for a in layout),
+                                 stride=tuple(stride[a] for a in layout), mode=mode or "STRICT_BOUNDS")
+    layer = ctx.add(layers.slice, ins, params, suffix=suffix)
     return ctx.out(layer.get_output(0), layout)
 
 
@@ -528,11 +509,9 @@ def concat(ctx: ConversionContext, values: list[Value], axis: int, suffix=None) 
     layout, dtype = first.layout, first.dtype
     tensors = [ctx.tensor(Value(const=v.const.astype(dtype)) if v.is_const else v, layout) for v in values]
     if len(tensors) == 1:
-        layer = ctx.network.add_identity(tensors[0])
+        layer = ctx.add(layers.identity, tensors, layers.identity.Params(), suffix=suffix)
     else:
-        layer = ctx.network.add_concatenation(tensors)
-        layer.axis = layout.index(axis)
-    ctx.name_layer(layer, suffix)
+        layer = ctx.add(layers.concatenation, tensors, layers.concatenation.Params(layout.index(axis)), suffix=suffix)
     return ctx.out(layer.get_output(0), layout)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import layers
 from ..context import channels_first_perm
 from ..errors import ConversionError
-from .helpers import cast, const_int_list, register, static_inputs, trt_enum
+from .helpers import cast, const_int_list, register, static_inputs
 
 
 def _check_resize(node, graph):
@@ -24,18 +25,15 @@ def _resize(ctx, node, x, size, mode: str):
     if dtype.kind != "f":
         x = cast(ctx, x, np.float32, "to_float")
     perm = channels_first_perm(4)
-    layer = ctx.network.add_resize(ctx.tensor(x, perm))
     n, h, w, c = x.shape
-    layer.shape = (n, c, out_h, out_w)
-    layer.resize_mode = trt_enum(ctx, "InterpolationMode", mode)
     align, half = node.attr("align_corners", False), node.attr("half_pixel_centers", False)
     transform = "ALIGN_CORNERS" if align else "HALF_PIXEL" if half else "ASYMMETRIC"
-    layer.coordinate_transformation = trt_enum(ctx, "ResizeCoordinateTransformation", transform)
-    layer.selector_for_single_pixel = trt_enum(ctx, "ResizeSelector", "FORMULA")
-    if mode == "NEAREST":
-        # TF: floor(x * scale) legacy, round-half-up with align_corners, floor((x + 0.5) * scale) for half pixels
-        layer.nearest_rounding = trt_enum(ctx, "ResizeRoundMode", "HALF_UP" if (align or half) else "FLOOR")
-    ctx.name_layer(layer, "resize" if mode == "NEAREST" and dtype.kind != "f" else None)
+    # TF's nearest: floor(x * scale) legacy, round-half-up with align_corners, floor((x + 0.5) * scale) for
+    # half pixels (the rounding mode only matters for NEAREST)
+    rounding = "HALF_UP" if mode == "NEAREST" and (align or half) else "FLOOR"
+    params = layers.resize.Params(mode, transform, "FORMULA", rounding, shape=(n, c, out_h, out_w))
+    layer = ctx.add(layers.resize, [ctx.tensor(x, perm)], params,
+                    suffix="resize" if mode == "NEAREST" and dtype.kind != "f" else None)
     out = ctx.out(layer.get_output(0), perm)
     if mode == "NEAREST" and dtype.kind != "f":
         out = cast(ctx, out, dtype, None)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import layers
 from ..context import Value
 from .helpers import (NUMPY_UNARY, activation, cast, const_int_list, elementwise, float_only, reduce, register,
-                      reshape, scalar_constant, scalar_like, select, squeeze, static_inputs, tensor_of, trt_enum,
+                      reshape, scalar_constant, scalar_like, select, squeeze, static_inputs, tensor_of,
                       unary, value_layout)
 
 # ------------------------------------------------------------------ binary elementwise
@@ -205,9 +206,8 @@ def convert_arg_max(ctx, node, inputs):
         x = cast(ctx, x, np.int32, "to_int")
     layout = x.layout
     op = "MAX" if node.op == "ArgMax" else "MIN"
-    layer = ctx.network.add_topk(ctx.tensor(x, layout), trt_enum(ctx, "TopKOperation", op), 1,
-                                 1 << layout.index(axis))
-    ctx.name_layer(layer, "topk")
+    layer = ctx.add(layers.topk, [ctx.tensor(x, layout)], layers.topk.Params(op, 1, 1 << layout.index(axis)),
+                    suffix="topk")
     indices = ctx.out(layer.get_output(1), layout)
     return squeeze(ctx, indices, [axis])
 
@@ -220,8 +220,7 @@ def convert_cumsum(ctx, node, inputs):
     axis = const_int_list(ctx, axis, "the axis")[0] % x.rank
     layout = value_layout(x)
     axis_t = scalar_constant(ctx, layout.index(axis), np.int32, "axis")
-    layer = ctx.network.add_cumulative(tensor_of(ctx, x), axis_t, trt_enum(ctx, "CumulativeOperation", "SUM"),
-                                       bool(node.attr("exclusive", False)), bool(node.attr("reverse", False)))
-    ctx.name_layer(layer)
+    params = layers.cumulative.Params("SUM", bool(node.attr("exclusive", False)), bool(node.attr("reverse", False)))
+    layer = ctx.add(layers.cumulative, [tensor_of(ctx, x), axis_t], params)
     return ctx.out(layer.get_output(0), layout)
 

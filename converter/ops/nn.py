@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import layers
 from ..context import Value, channels_first_perm, identity_perm
 from ..errors import ConversionError
 from .helpers import (activation, channels_first, elementwise, float_only, is_static, reduce, register, reshape,
-                      scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of, trt_enum,
+                      scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of,
                       unary, value_layout)
 
 _FORMATS = ("NHWC", "NCHW", "NDHWC", "NCDHW", "NWC", "NCW")
@@ -48,17 +49,13 @@ def _convolution(ctx, node, x: Value, kernel_kcrs: np.ndarray, groups: int, bias
     dilations = spatial_attr(node, "dilations", [1] * (nsp + 2), nsp + 2)
     ksize = list(kernel_kcrs.shape[2:])
     pre, post = spatial_padding(node, spatial, ksize, strides, dilations)
-    kernel = ctx.weights(np.ascontiguousarray(kernel_kcrs, dtype=np.float32))  # one copy, not two
-    bias_w = ctx.weights(np.asarray(bias, np.float32)) if bias is not None else None
-    trt = ctx.trt
-    layer = ctx.network.add_convolution_nd(tensor, int(kernel.shape[0]), tuple(ksize), trt.Weights(kernel),
-                                           trt.Weights(bias_w) if bias_w is not None else trt.Weights())
-    layer.stride_nd = tuple(strides)
-    layer.dilation_nd = tuple(dilations)
-    layer.pre_padding = tuple(pre)
-    layer.post_padding = tuple(post)
-    layer.num_groups = int(groups)
-    ctx.name_layer(layer)
+    weights = {"kernel": np.ascontiguousarray(kernel_kcrs, dtype=np.float32)}  # one copy, not two
+    if bias is not None:
+        weights["bias"] = np.asarray(bias, np.float32)
+    params = layers.convolution.Params(int(kernel_kcrs.shape[0]), tuple(ksize), stride=tuple(strides),
+                                       pre_padding=tuple(pre), post_padding=tuple(post),
+                                       dilation=tuple(dilations), num_groups=int(groups))
+    layer = ctx.add(layers.convolution, [tensor], params, weights)
     return ctx.out(layer.get_output(0), out_layout)
 
 
@@ -121,15 +118,11 @@ def convert_conv_backprop_input(ctx, node, inputs):
         rest = full - pre[i] - out_spatial[i]
         post.append(max(rest, 0))
         extend.append(max(-rest, 0))
-    kernel = ctx.weights(np.ascontiguousarray(np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp))), np.float32))
-    trt = ctx.trt
-    layer = ctx.network.add_deconvolution_nd(tensor, int(w.shape[-2]), tuple(ksize), trt.Weights(kernel),
-                                             trt.Weights())
-    layer.stride_nd = tuple(strides)
-    layer.dilation_nd = tuple(dilations)
-    layer.pre_padding = tuple(pre)
-    layer.post_padding = tuple(post)
-    ctx.name_layer(layer)
+    kernel = np.ascontiguousarray(np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp))), np.float32)
+    params = layers.deconvolution.Params(int(w.shape[-2]), tuple(ksize), stride=tuple(strides),
+                                         pre_padding=tuple(pre), post_padding=tuple(post),
+                                         dilation=tuple(dilations))
+    layer = ctx.add(layers.deconvolution, [tensor], params, {"kernel": kernel})
     out = ctx.out(layer.get_output(0), out_layout)
     if any(extend):
         # rows the forward convolution never read get a zero gradient
@@ -157,13 +150,10 @@ def _pool(ctx, node, x: Value, kind: str) -> Value:
     ksize = spatial_attr(node, "ksize", None, nsp + 2)
     strides = spatial_attr(node, "strides", None, nsp + 2)
     pre, post = spatial_padding(node, spatial, ksize, strides, [1] * nsp)
-    layer = ctx.network.add_pooling_nd(tensor, trt_enum(ctx, "PoolingType", kind), tuple(ksize))
-    layer.stride_nd = tuple(strides)
-    layer.pre_padding = tuple(pre)
-    layer.post_padding = tuple(post)
-    if kind == "AVERAGE":
-        layer.average_count_excludes_padding = True  # TF's SAME average pooling ignores padding
-    ctx.name_layer(layer)
+    # TF's SAME average pooling ignores padding: average_count_excludes_padding (TensorRT's default too)
+    params = layers.pooling.Params(kind, tuple(ksize), stride=tuple(strides), pre_padding=tuple(pre),
+                                   post_padding=tuple(post), average_count_excludes_padding=True)
+    layer = ctx.add(layers.pooling, [tensor], params)
     return ctx.out(layer.get_output(0), out_layout)
 
 
@@ -204,11 +194,8 @@ def convert_fused_batch_norm(ctx, node, inputs):
     scale = gamma / np.sqrt(var + node.attr("epsilon", 1e-3))
     shift = beta - mean * scale
     tensor, _, out_layout = _conv_input(ctx, node, x)
-    trt = ctx.trt
-    s = ctx.weights(scale.astype(np.float32))
-    sh = ctx.weights(shift.astype(np.float32))
-    layer = ctx.network.add_scale_nd(tensor, trt.ScaleMode.CHANNEL, trt.Weights(sh), trt.Weights(s), trt.Weights(), 1)
-    ctx.name_layer(layer)
+    layer = ctx.add(layers.scale, [tensor], layers.scale.Params("CHANNEL", channel_axis=1),
+                    {"shift": shift.astype(np.float32), "scale": scale.astype(np.float32)})
     out = ctx.out(layer.get_output(0), out_layout)
     return [out] + [None] * 5
 
@@ -226,9 +213,9 @@ def convert_lrn(ctx, node, inputs):
     radius = int(node.attr("depth_radius", 5))
     window = 2 * radius + 1
     # TensorFlow: x / (bias + alpha * sum(x²))^beta; TensorRT divides alpha by the window size
-    layer = ctx.network.add_lrn(channels_first(ctx, x), window, float(node.attr("alpha", 1.0)) * window,
-                                float(node.attr("beta", 0.5)), float(node.attr("bias", 1.0)))
-    ctx.name_layer(layer)
+    params = layers.lrn.Params(window, float(node.attr("alpha", 1.0)) * window, float(node.attr("beta", 0.5)),
+                               float(node.attr("bias", 1.0)))
+    layer = ctx.add(layers.lrn, [channels_first(ctx, x)], params)
     return ctx.out(layer.get_output(0), channels_first_perm(x.rank))
 
 
@@ -300,9 +287,7 @@ def convert_leaky_relu(ctx, node, inputs):
           restrictions="over the last axis, as TensorFlow defines it")
 def convert_softmax(ctx, node, inputs):
     x = inputs[0]
-    layer = ctx.network.add_softmax(tensor_of(ctx, x))
-    layer.axes = 1 << value_layout(x).index(x.rank - 1)
-    ctx.name_layer(layer)
+    layer = ctx.add(layers.softmax, [tensor_of(ctx, x)], layers.softmax.Params(1 << value_layout(x).index(x.rank - 1)))
     return ctx.out(layer.get_output(0), value_layout(x))
 
 
@@ -334,9 +319,8 @@ def _matmul_operand(ctx, v: Value, rank: int, transpose: bool):
         tensor = ctx.logical(v)
         phys_shape = v.shape
     if k:
-        layer = ctx.network.add_shuffle(tensor)
-        layer.reshape_dims = (1,) * k + phys_shape
-        ctx.name_layer(layer, "broadcast_rank")
+        layer = ctx.add(layers.shuffle, [tensor], layers.shuffle.Params(reshape_dims=(1,) * k + tuple(phys_shape)),
+                        suffix="broadcast_rank")
         tensor = layer.get_output(0)
     return tensor, transpose
 
@@ -346,13 +330,11 @@ def _matmul(ctx, a: Value, b: Value, transpose_a: bool, transpose_b: bool) -> Va
         x = np.swapaxes(a.const, -1, -2) if transpose_a else a.const
         y = np.swapaxes(b.const, -1, -2) if transpose_b else b.const
         return Value(const=np.matmul(x, y).astype(a.const.dtype))
-    trt = ctx.trt
     rank = max(a.rank, b.rank)
     ta, transpose_a = _matmul_operand(ctx, a, rank, transpose_a)
     tb, transpose_b = _matmul_operand(ctx, b, rank, transpose_b)
-    op = {False: trt.MatrixOperation.NONE, True: trt.MatrixOperation.TRANSPOSE}
-    layer = ctx.network.add_matrix_multiply(ta, op[transpose_a], tb, op[transpose_b])
-    ctx.name_layer(layer)
+    op = {False: "NONE", True: "TRANSPOSE"}
+    layer = ctx.add(layers.matrix_multiply, [ta, tb], layers.matrix_multiply.Params(op[transpose_a], op[transpose_b]))
     return ctx.out(layer.get_output(0))
 
 
@@ -430,7 +412,6 @@ def convert_einsum(ctx, node, inputs):
         layout = value_layout(v)
         tensors.append(tensor_of(ctx, v))
         physical_terms.append("".join(term[a] for a in layout) if term else "")
-    layer = ctx.network.add_einsum(tensors, ",".join(physical_terms) + "->" + rhs)
-    ctx.name_layer(layer)
+    layer = ctx.add(layers.einsum, tensors, layers.einsum.Params(",".join(physical_terms) + "->" + rhs))
     return ctx.out(layer.get_output(0))
 

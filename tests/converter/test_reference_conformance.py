@@ -910,6 +910,7 @@ def test_keep_intermediates_and_outputs():
 def test_unsupported_layer_raises():
     snap = _tiny_snapshot()
     snap.topology["layers"][1]["type"] = "GRID_SAMPLE"
+    snap.topology["layers"][1]["params"] = {}  # a grid sample's parameters all have defaults
     ex = ReferenceExecutor(snap)
     with pytest.raises(UnsupportedLayerError) as info:
         ex.run({"x": randn(2, 3)})

@@ -223,6 +223,10 @@ TABLE += [
          "EnsureShape", raw=True),
     case("CheckNumerics/raw", lambda x: tf.raw_ops.CheckNumerics(tensor=x, message="m") + 1.0, [f32(2, 3)],
          "CheckNumerics", raw=True),
+    case("PlaceholderWithDefault/raw_const_default", lambda x: x * tf.compat.v1.placeholder_with_default(
+        tf.constant([1.0, -2.0, 0.5]), [3]), [f32(2, 3)], "PlaceholderWithDefault", raw=True),
+    case("PlaceholderWithDefault/raw_tensor_default", lambda x: tf.compat.v1.placeholder_with_default(
+        x * 2.0, [2, 3]) + 1.0, [f32(2, 3)], "PlaceholderWithDefault", raw=True),
     case("IdentityN/raw", lambda x, y: tuple(t * 2.0 for t in tf.raw_ops.IdentityN(input=[x, y])),
          [f32(2, 3), f32(3)], "IdentityN", raw=True),
     case("Const/raw_folding", lambda x: x + tf.raw_ops.Range(start=tf.constant(1.0), limit=tf.constant(4.0),
