@@ -5,8 +5,12 @@ small fake with the same methods.  Everything crosses this seam as bytes or
 small JSON-able dicts, so stages can run in separate processes or hosts.
 
 Nothing here imports TensorFlow or TensorRT until a stage actually needs it:
-the cache-key inputs (versions, the converter's source hash) come from package
-metadata and file bytes, which keeps a fully cached run fast.
+the cache-key inputs (versions, the digests of the code each stage runs) come
+from package metadata and file bytes, which keeps a fully cached run fast.
+
+The stage functions are imported from the converter's modules (``converter.graph``,
+``converter.engine``…), not through the package facade, so the code a stage
+runs is exactly the modules its stage lists (:mod:`pipeline.stages`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
-from .hashing import hash_tree
+from .hashing import hash_listing
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ class Backend(Protocol):
     name: str
 
     def toolchain(self) -> dict[str, Any]: ...
-    def source_digest(self) -> str: ...
+    def code_digests(self, entries: Sequence[str]) -> dict[str, str]: ...
     def target(self, builder: dict) -> str: ...
     def generate_example(self, name: str, seed: int, input_shape: list[int], path: Path) -> None: ...
     def freeze(self, model_path: Path, inputs: list[dict], outputs: list[str] | None,
@@ -63,15 +67,12 @@ def tensorrt_flavor() -> tuple[str | None, str | None]:
     return None, None
 
 
-@functools.cache
-def converter_source_digest(root: str | None = None) -> str:
-    """blake3 over every .py file under the converter package (paths and bytes)."""
-    if root is None:
-        spec = importlib.util.find_spec("converter")
-        if spec is None or not spec.submodule_search_locations:
-            return "converter-not-installed"
-        root = list(spec.submodule_search_locations)[0]
-    return hash_tree(root, suffixes=(".py",))
+def converter_root() -> Path:
+    """The directory of the importable ``converter`` package (without importing it)."""
+    spec = importlib.util.find_spec("converter")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the converter package is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def snapshot_to_bytes(snapshot) -> bytes:
@@ -80,15 +81,20 @@ def snapshot_to_bytes(snapshot) -> bytes:
 
 
 def snapshot_from_bytes(data: bytes):
-    import converter
+    from converter.snapshot import Snapshot
 
-    return converter.Snapshot.from_bytes(data)
+    return Snapshot.from_bytes(data)
 
 
 class ConverterBackend:
     """The real converter (``converter`` package, TensorFlow, TensorRT)."""
 
     name = "converter"
+
+    def __init__(self, source_root: str | os.PathLike | None = None):
+        #: where the code digests read the converter's source; None = the installed
+        #: package.  Tests point it at a copy they edit (the code that runs is unchanged).
+        self.source_root = Path(source_root) if source_root else None
 
     def toolchain(self) -> dict[str, Any]:
         flavor, version = tensorrt_flavor()
@@ -100,19 +106,13 @@ class ConverterBackend:
             "python": platform.python_version(),
         }
 
-    def source_digest(self) -> str:
-        return converter_source_digest()
+    def code_digests(self, entries: Sequence[str]) -> dict[str, str]:
+        """Digests of the converter files ``entries`` name (a stage's code list).
 
-    def freeze_source_digest(self) -> str:
-        """The code that step 1 runs: a change there must re-freeze (and so rebuild everything)."""
-        import hashlib
-
-        spec = importlib.util.find_spec("converter")
-        root = Path(list(spec.submodule_search_locations)[0])
-        h = hashlib.sha256()
-        for name in ("freeze.py", "_io.py", "errors.py"):
-            h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
-        return h.hexdigest()
+        Hashed on every call (a few dozen small files, milliseconds): a long-lived
+        process must see an edit made after it started.
+        """
+        return hash_listing(self.source_root or converter_root(), entries)
 
     def target(self, builder: dict) -> str:
         if builder.get("targets"):
@@ -137,11 +137,10 @@ class ConverterBackend:
             raise RuntimeError(f"could not generate keras.applications.{name}: {tail[0]}")
 
     def freeze(self, model_path, inputs, outputs, signature):
-        import converter
+        from converter.freeze import freeze
 
         overrides = {i["name"]: tuple(i["shape"]) for i in inputs}
-        frozen = converter.freeze(str(model_path), inputs=overrides, outputs=outputs or None,
-                                  signature=signature)
+        frozen = freeze(str(model_path), inputs=overrides, outputs=outputs or None, signature=signature)
         want = {i["name"]: i for i in inputs}
         for spec in frozen.inputs:
             cfg = want.get(spec.name)
@@ -156,37 +155,40 @@ class ConverterBackend:
         return frozen.to_bytes(), meta
 
     def parse(self, frozen: bytes) -> dict:
-        import converter
+        from converter.freeze import FrozenGraph
+        from converter.graph import parse
 
-        graph = converter.parse(converter.FrozenGraph.from_bytes(frozen))
+        graph = parse(FrozenGraph.from_bytes(frozen))
         counts = graph.op_counts()
         return {"op_counts": dict(counts), "nodes": int(sum(counts.values()))}
 
     def construct(self, frozen: bytes):
-        import converter
+        from converter.construct import construct
+        from converter.freeze import FrozenGraph
+        from converter.graph import parse
 
-        graph = converter.parse(converter.FrozenGraph.from_bytes(frozen))
-        net = converter.construct(graph)
+        net = construct(parse(FrozenGraph.from_bytes(frozen)))
         snap = net.snapshot
         return snapshot_to_bytes(snap), {"layers": int(snap.layer_count)}
 
     def optimize(self, snapshot: bytes, builder: dict, timing_cache):
-        import converter
+        from converter.engine import BuilderSettings, optimize_network
 
         snap = snapshot_from_bytes(snapshot)
-        settings = converter.BuilderSettings(
+        settings = BuilderSettings(
             workspace=builder.get("workspace"), opt_level=builder.get("opt_level", 3),
             timing_cache=str(timing_cache) if timing_cache else None,
             targets=tuple(builder["targets"]) if builder.get("targets") else None)
-        engine = converter.optimize_network(snap, settings)
+        engine = optimize_network(snap, settings)
         return engine, {"layers": int(snap.layer_count)}
 
     def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol) -> dict:
-        import converter
+        from converter.freeze import FrozenGraph
+        from converter.verify import verify
 
-        report = converter.verify(converter.FrozenGraph.from_bytes(frozen), snapshot_from_bytes(snapshot),
-                                  inputs_npz=str(inputs_npz) if inputs_npz else None, seed=seed,
-                                  samples=samples, rtol=rtol, atol=atol)
+        report = verify(FrozenGraph.from_bytes(frozen), snapshot_from_bytes(snapshot),
+                        inputs_npz=str(inputs_npz) if inputs_npz else None, seed=seed,
+                        samples=samples, rtol=rtol, atol=atol)
         return report.to_dict()
 
 

@@ -1,12 +1,14 @@
 """Prefect 3 flows: ``build`` (one config) and ``build_all`` (many, fanned out).
 
 The five stages are Prefect tasks named freeze, parse, construct, optimize and
-verify.  Tasks pass small JSON results (artifact digests, never artifact bytes)
-and have Prefect's own caching and result persistence turned off: caching is
-ours (:mod:`pipeline.stages`), keyed by content.  A cached stage finishes in a
-``Cached`` state and a failed one in ``Failed``, so the run graph reads like the
-CLI table.  Each build publishes three Prefect artifacts: the stage table, the
-verification table and the engine facts.
+verify, made by one factory from the stage list (:data:`pipeline.stages.PIPELINE`),
+so a stage is defined in one place.  Tasks pass small JSON results (artifact
+digests, never artifact bytes) and have Prefect's own caching and result
+persistence turned off: caching is ours (:mod:`pipeline.stages`), keyed by
+content.  A cached stage finishes in a ``Cached`` state and a failed one in
+``Failed``, so the run graph reads like the CLI table.  Each build publishes
+three Prefect artifacts: the stage table, the verification table and the
+engine facts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from .backend import load_backend
 from .config import LoadedConfig, load_config
-from .stages import STAGES, StageContext, StageResult, place_engine, run_stage, summarize
+from .stages import PIPELINE, STAGES, Stage, StageContext, StageResult, build_ok, place_engine, run_stage, summarize
 from .store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -90,37 +92,24 @@ def _stage_body(stage: str, config_json: dict, artifacts: str | None, upstream: 
 _TASK_OPTS: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
 
 
-@task(name="freeze", task_run_name="freeze-{name}", **_TASK_OPTS)
-def freeze(name: str, config_json: dict, artifacts: str | None, upstream: dict):
-    """Freeze the model into one GraphDef (TensorFlow)."""
-    return _stage_body("freeze", config_json, artifacts, upstream)
+def make_task(stage: Stage):
+    """The Prefect task of one stage: named after it, its runs ``<stage>-<config name>``.
+
+    ``name`` (the config's) is a parameter only for the run name.  The function
+    takes the stage's name as its ``__qualname__``: Prefect keys a task by
+    qualname and code, and the five tasks share one code object.
+    """
+    stage_name = stage.name
+
+    def fn(name: str, config_json: dict, artifacts: str | None, upstream: dict):
+        return _stage_body(stage_name, config_json, artifacts, upstream)
+
+    fn.__name__ = fn.__qualname__ = stage_name
+    fn.__doc__ = type(stage).__doc__
+    return task(name=stage_name, task_run_name=f"{stage_name}-{{name}}", **_TASK_OPTS)(fn)
 
 
-@task(name="parse", task_run_name="parse-{name}", **_TASK_OPTS)
-def parse(name: str, config_json: dict, artifacts: str | None, upstream: dict):
-    """Parse the frozen graph and check every op is supported."""
-    return _stage_body("parse", config_json, artifacts, upstream)
-
-
-@task(name="construct", task_run_name="construct-{name}", **_TASK_OPTS)
-def construct(name: str, config_json: dict, artifacts: str | None, upstream: dict):
-    """Construct the TensorRT network and snapshot it."""
-    return _stage_body("construct", config_json, artifacts, upstream)
-
-
-@task(name="optimize", task_run_name="optimize-{name}", **_TASK_OPTS)
-def optimize(name: str, config_json: dict, artifacts: str | None, upstream: dict):
-    """Build the serialized engine from the snapshot (TensorRT only, no TensorFlow)."""
-    return _stage_body("optimize", config_json, artifacts, upstream)
-
-
-@task(name="verify", task_run_name="verify-{name}", **_TASK_OPTS)
-def verify(name: str, config_json: dict, artifacts: str | None, upstream: dict):
-    """Compare the converted network with TensorFlow."""
-    return _stage_body("verify", config_json, artifacts, upstream)
-
-
-TASKS = {"freeze": freeze, "parse": parse, "construct": construct, "optimize": optimize, "verify": verify}
+TASKS = {stage.name: make_task(stage) for stage in PIPELINE}
 
 
 def _result_of(state) -> StageResult:
@@ -152,8 +141,7 @@ def _as_result(data, message) -> StageResult:
 def _finish(ctx: StageContext, results: dict[str, StageResult], publish: bool = True) -> dict:
     engine = None
     place_error = None
-    if all(results[s].ok or (s == "verify" and results[s].status == "skipped" and results["optimize"].ok)
-           for s in STAGES):
+    if all(s in results for s in STAGES) and build_ok(results):
         try:
             engine = place_engine(ctx, results)
         except Exception as exc:  # noqa: BLE001
@@ -282,7 +270,7 @@ def optimize_only(config: dict, artifacts: str | None = None, upstream: dict | N
     snapshot, never the model).
     """
     cfg = _load(config)
-    state = optimize(cfg.name, cfg.to_json(), artifacts, upstream or {}, return_state=True)
+    state = TASKS["optimize"](cfg.name, cfg.to_json(), artifacts, upstream or {}, return_state=True)
     res = _result_of(state)
     if res.status == "failed":
         return Failed(message=res.reason, data=res.to_dict())

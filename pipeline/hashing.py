@@ -66,6 +66,31 @@ def hash_path(path: str | os.PathLike) -> str:
     return hash_tree(path) if path.is_dir() else hash_file(path)
 
 
+def hash_listing(root: str | os.PathLike, entries: Iterable[str],
+                 suffixes: Iterable[str] | None = (".py",)) -> dict[str, str]:
+    """``{relative path: blake3}`` of the files ``entries`` name under ``root``.
+
+    An entry ending in ``/`` names a directory: every file in it (with one of
+    ``suffixes``) is listed on its own, so a changed key can say which file
+    changed.  A missing entry raises: a renamed module must not silently drop
+    out of the keys that list it.
+    """
+    root = Path(root)
+    listing: dict[str, str] = {}
+    for entry in entries:
+        path = root / entry.rstrip("/")
+        if entry.endswith("/"):
+            if not path.is_dir():
+                raise FileNotFoundError(f"{path} (listed as {entry!r}) is not a directory")
+            for f in _tree_files(path, suffixes):
+                listing[f.relative_to(root).as_posix()] = hash_file(f)
+        else:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} (listed as {entry!r}) does not exist")
+            listing[Path(entry).as_posix()] = hash_file(path)
+    return dict(sorted(listing.items()))
+
+
 def key_of(components: dict[str, Any]) -> str:
     return hash_bytes(canonical_json(components))
 

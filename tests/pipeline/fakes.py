@@ -4,7 +4,13 @@ Deterministic bytes that depend on exactly what the real stage depends on.  Each
 call appends ``<pid> <stage>`` to ``$TF2TRT_FAKE_LOG`` (so tests count stage
 work across processes); ``$TF2TRT_FAKE_SLEEP`` ("optimize=2,freeze=0.5") slows
 stages down to open race windows; ``$TF2TRT_FAKE_SOURCE`` stands for the
-converter's source; ``$TF2TRT_FAKE_ERROR`` is the verification error.
+construction code (``construct.py``: it shapes the fake snapshot);
+``$TF2TRT_FAKE_ERROR`` is the verification error.
+
+Code digests: without ``source_root`` every file a stage lists hashes a fixed
+string, except ``construct.py`` (the ``source``); with ``source_root`` they are
+the real digests of that tree (tests edit a copy of ``converter/``), while the
+fake's outputs stay the same — an edit that changes no behaviour.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+from pipeline.hashing import hash_listing
 
 
 def _h(*parts: bytes) -> bytes:
@@ -27,9 +35,10 @@ def _h(*parts: bytes) -> bytes:
 class FakeBackend:
     name = "fake"
 
-    def __init__(self, source: str | None = None, toolchain: dict | None = None):
+    def __init__(self, source: str | None = None, toolchain: dict | None = None, source_root: Path | None = None):
         self._source = source
         self._toolchain = toolchain
+        self.source_root = source_root
         self.calls: list[str] = []
 
     # -- bookkeeping -------------------------------------------------------
@@ -49,8 +58,14 @@ class FakeBackend:
         return self._toolchain or {"tensorflow": "fake-tf-1", "keras": "fake-keras-1",
                                    "tensorrt_flavor": "fake-rt", "tensorrt": "1.0", "python": "3"}
 
-    def source_digest(self) -> str:
+    def source(self) -> str:
         return self._source or os.environ.get("TF2TRT_FAKE_SOURCE", "fake-source-v1")
+
+    def code_digests(self, entries) -> dict:
+        if self.source_root is not None:
+            return hash_listing(self.source_root, entries)
+        return {e: hashlib.sha256((self.source() if e == "construct.py" else "fake-code").encode()).hexdigest()
+                for e in entries}
 
     def target(self, builder: dict) -> str:
         return ",".join(builder.get("targets") or []) or "default"
@@ -78,7 +93,7 @@ class FakeBackend:
 
     def construct(self, frozen: bytes):
         self._note("construct")
-        return b"SNAP" + _h(frozen, self.source_digest().encode()) * 128, {"layers": 6}
+        return b"SNAP" + _h(frozen, self.source().encode()) * 128, {"layers": 6}
 
     def optimize(self, snapshot: bytes, builder: dict, timing_cache):
         self._note("optimize")

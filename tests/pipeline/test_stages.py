@@ -91,11 +91,12 @@ def test_editing_the_model_rebuilds_everything(configs, artifacts, fake):
 
 
 def test_a_converter_change_reruns_construct_and_what_follows(configs, artifacts):
+    """A change of the construction code that changes the network (the fake's ``source``)."""
     path = configs.write()
     build(path, artifacts, FakeBackend(source="converter-v1"))
     _, stages = build(path, artifacts, FakeBackend(source="converter-v2"))
     assert rebuilt(stages) == ["construct", "optimize", "verify"]
-    assert stages["construct"]["reason"] == "rebuilt: key changed in converter_source"
+    assert stages["construct"]["reason"] == "rebuilt: key changed in code.construct.py"
 
 
 def test_a_tensorrt_upgrade_keeps_the_frozen_graph(configs, artifacts):

@@ -1,0 +1,64 @@
+"""Stage 5, verify: TensorFlow vs the converted network, on the same inputs.
+
+It runs the frozen graph in TensorFlow and the snapshot on the reference
+executor (no GPU needed).  The engine's digest is in the key although verify
+does not read the engine: the report certifies the engine that gets placed,
+so a new engine (other builder settings) gets a new report.
+"""
+
+from __future__ import annotations
+
+from ..hashing import canonical_json, hash_path
+from .base import Stage, StageContext, StageFailed, StageIO, StageResult, code_list
+from .freeze import CODE as FREEZE_CODE
+
+#: freeze.py's FrozenGraph (decoding, input specs), the comparison, and the reference
+#: executor with the snapshot decoding and layer kinds it runs.
+CODE = code_list(FREEZE_CODE, ("verify.py", "reference.py", "snapshot.py", "layers/", "trt.py"))
+
+
+class VerificationFailed(StageFailed):
+    def __init__(self, report: dict, outputs: dict):
+        self.report = report
+        bad = [o for o in report.get("outputs", []) if not o.get("passed")]
+        detail = ", ".join(f"{o['name']} max_abs_err={o.get('max_abs_err'):.3g} "
+                           f"max_rel_err={o.get('max_rel_err'):.3g}" for o in bad
+                           if isinstance(o.get("max_abs_err"), (int, float))
+                           and isinstance(o.get("max_rel_err"), (int, float)))
+        super().__init__("verification failed" + (f": {detail}" if detail else ""), outputs,
+                         {"verification": report})
+
+
+class Verify(Stage):
+    """Compare the converted network with TensorFlow."""
+
+    name = "verify"
+    reads = {"frozen": ("freeze", "frozen"), "snapshot": ("construct", "snapshot"),
+             "engine": ("optimize", "engine")}
+    output = "report"
+    code = CODE
+
+    def skip_reason(self, ctx: StageContext) -> str | None:
+        return None if ctx.config.spec.verification.enabled else "verification.enabled is false"
+
+    def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
+        v = ctx.config.spec.verification
+        npz = ctx.config.inputs_npz
+        return self.key_components(
+            ctx, upstream, inputs={"inputs_npz": hash_path(npz) if npz else None},
+            config={"verification.rtol": v.rtol, "verification.atol": v.atol,
+                    "verification.samples": v.samples, "verification.seed": v.seed},
+            # TensorRT: the snapshot's dtypes and enums decode through its module
+            toolchain=("tensorflow", "tensorrt_flavor", "tensorrt"))
+
+    def execute(self, ctx: StageContext, upstream: dict[str, StageResult], io: StageIO) -> tuple[dict, dict]:
+        v = ctx.config.spec.verification
+        report = ctx.backend.verify(io.read("freeze", "frozen"), io.read("construct", "snapshot"),
+                                    ctx.config.inputs_npz, v.seed, v.samples, v.rtol, v.atol)
+        out = {"report": io.put(canonical_json(report), "verification-report")}
+        if not report.get("passed"):
+            raise VerificationFailed(report, out)
+        return out, {"verification": report}
+
+
+STAGE = Verify()
