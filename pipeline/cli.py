@@ -248,7 +248,10 @@ def cmd_build(args) -> int:
                                "verification": s["verification"]} for s in summaries]}
         sys.stdout.write(json.dumps(payload, allow_nan=False, separators=(",", ":")) + "\n")
         sys.stdout.flush()
-    return EXIT_OK if summaries and all(s["ok"] for s in summaries) else EXIT_FAILED
+    if summaries and all(s["ok"] for s in summaries):
+        return EXIT_OK
+    # the worst of the builds: 3 (a tf2trt bug) > 2 (bad input) > 1 (verification failed)
+    return max((int(s.get("exit_code") or EXIT_FAILED) for s in summaries), default=EXIT_FAILED)
 
 
 # ------------------------------------------------------------------- status

@@ -84,6 +84,8 @@ class StageContext:
 class StageFailed(Exception):
     """A stage ran and judged its result bad: a failure that still has outputs to report."""
 
+    exit_code = 1  #: what ``tf2trt build`` exits with for it (see converter.errors)
+
     def __init__(self, message: str, outputs: dict, meta: dict):
         super().__init__(message)
         self.outputs, self.meta = outputs, meta

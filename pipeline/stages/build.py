@@ -65,6 +65,14 @@ def build_ok(results: dict[str, StageResult]) -> bool:
                for s in STAGES if s in results)
 
 
+def exit_code(results: dict[str, StageResult], engine: dict | None) -> int:
+    """0 for a good build, else the worst failed stage's code (1 verification failed, 2 bad input, 3 bug)."""
+    if build_ok(results) and engine is not None:
+        return 0
+    codes = [int(r.meta.get("exit_code", 3)) for r in results.values() if r.status == "failed"]
+    return max(codes) if codes else 3
+
+
 def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict | None) -> dict:
     """The per-config entry of ``tf2trt build --json``."""
     ver = results.get("verify")
@@ -80,6 +88,7 @@ def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict |
         "config": ctx.config.given,
         "name": ctx.config.name,
         "ok": build_ok(results) and engine is not None,
+        "exit_code": exit_code(results, engine),
         "stages": [{"name": r.name, "status": r.status, "seconds": round(r.seconds, 4), "reason": r.reason}
                    for r in (results[s] for s in STAGES if s in results)],
         "engine": ({"path": engine["path"], "bytes": engine["bytes"]} if engine else None),

@@ -11,9 +11,12 @@ import logging
 import os
 import time
 
+from converter.errors import EXIT_INTERNAL
+
 from ..hashing import changed_keys, key_of
 from ..locks import HOST
 from ..store import CorruptBlob, now_iso
+
 from .base import Stage, StageContext, StageFailed, StageIO, StageResult
 from .catalog import get_stage
 
@@ -56,13 +59,14 @@ def _run_stage(st: Stage, ctx: StageContext, upstream: dict[str, StageResult],
             res = _build_locked(st, ctx, upstream, comps, key, why, start, lock_timeout)
     except StageFailed as exc:
         res = StageResult(st.name, "failed", time.perf_counter() - start, str(exc),
-                          key_of(comps) if comps else None, exc.outputs, exc.meta)
+                          key_of(comps) if comps else None, exc.outputs, dict(exc.meta, exit_code=exc.exit_code))
     except Exception as exc:  # noqa: BLE001 - a failed stage is a result, not a crash of the build
         ctx.log.debug("%s failed", st.name, exc_info=True)
         if isinstance(exc, CorruptBlob):
             _drop_producer(ctx, exc.digest, upstream)
-        res = StageResult(st.name, "failed", time.perf_counter() - start, _short(exc),
-                          key_of(comps) if comps else None)
+        code, reason = _classified(exc)
+        res = StageResult(st.name, "failed", time.perf_counter() - start, reason,
+                          key_of(comps) if comps else None, meta={"exit_code": code})
     _log_and_record(ctx, res, comps)
     return res
 
@@ -131,6 +135,22 @@ def miss_reason(entry: dict | None, comps: dict, why: str | None, known: bool = 
         named = ", ".join(changed[:MAX_NAMED_CHANGES]) + (f" and {more} more" if more > 0 else "")
         return "rebuilt: key changed in " + named
     return "rebuilt: no manifest for key"
+
+
+def _classified(exc: BaseException) -> tuple[int, str]:
+    """The exit code the error tree gives ``exc``, and one line saying what went wrong and what to do.
+
+    tf2trt's own errors carry their message and hint; anything else is an internal error, named by type.
+    """
+    from converter.errors import Tf2TrtError, classify
+
+    code, message, hint = classify(exc)
+    if isinstance(exc, Tf2TrtError):
+        first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+        return code, (first + (f" (hint: {hint})" if hint else ""))[:500]
+    if code != EXIT_INTERNAL:  # a path or disk problem: the user's, and its message says which
+        return code, _short(exc)
+    return code, _short(exc) + " (internal error: please report it)"
 
 
 def _short(exc: BaseException) -> str:

@@ -83,7 +83,9 @@ class FakeBackend:
         if p.suffix == ".keras" and "examples" in p.parts:
             content = p.name.encode()  # generated examples differ in bytes, not in meaning
         if content.startswith(b"BROKEN"):
-            raise ValueError("cannot freeze a broken model")
+            from converter.errors import FreezeError  # what the real freeze raises for a damaged file
+
+            raise FreezeError("cannot freeze a broken model", hint="re-save it with model.save('model.keras')")
         frozen = b"FROZEN" + _h(content, json.dumps(inputs, sort_keys=True).encode(), signature.encode()) * 64
         return frozen, {"inputs": inputs, "outputs": outputs or ["out"]}
 

@@ -48,14 +48,18 @@ def test_build_json_then_cached_rerun(configs, artifacts):
     assert "cli" in table.stdout and "verification: passed" in table.stdout
 
 
-def test_failing_build_exits_non_zero(configs, artifacts):
+def test_failing_build_exits_with_the_error_trees_code(configs, artifacts):
+    """A damaged model file is the user's problem: exit 2 (bad input), never 1 or 3, with the hint in the reason."""
     good = configs.write(name="good", model="g.keras", model_bytes=b"fine")
     bad = configs.write(name="bad", model="b.keras", model_bytes=b"BROKEN")
     res = run_cli(["build", str(good), str(bad), "--artifacts", str(artifacts), "--json"])
-    assert res.returncode == 1
+    assert res.returncode == 2, res.stderr
     builds = {b["config"]: b for b in _json_last_line(res.stdout)["builds"]}
     assert builds[str(good)]["engine"] and not builds[str(bad)]["engine"]
     assert [s["status"] for s in builds[str(bad)]["stages"]] == ["failed"] + ["skipped"] * 4
+    reason = builds[str(bad)]["stages"][0]["reason"]
+    assert "cannot freeze a broken model" in reason and "hint: re-save it" in reason
+    assert "internal error" not in reason
 
 
 def test_config_errors_exit_2_before_any_work(configs, artifacts):

@@ -175,6 +175,7 @@ def test_failed_verification_fails_the_build_and_is_not_cached(configs, artifact
     assert "verification failed: out max_abs_err=0.5" in stages["verify"]["reason"]
     assert summary["engine"] is None and not (path.parent / "out" / "m.engine").exists()
     assert summary["verification"]["passed"] is False
+    assert summary["exit_code"] == 1
     monkeypatch.setenv("TF2TRT_FAKE_ERROR", "1e-6")
     summary, stages = build(path, artifacts, fake)
     assert summary["ok"] and rebuilt(stages) == ["verify"]
@@ -185,7 +186,18 @@ def test_a_failed_stage_skips_the_rest(configs, artifacts, fake):
     summary, stages = build(path, artifacts, fake)
     assert statuses(stages) == ["failed", "skipped", "skipped", "skipped", "skipped"]
     assert "cannot freeze a broken model" in stages["freeze"]["reason"]
-    assert not summary["ok"]
+    assert not summary["ok"] and summary["exit_code"] == 2
+
+
+def test_a_bug_in_a_stage_is_an_internal_error(configs, artifacts, fake, monkeypatch):
+    """An exception outside the error tree is tf2trt's bug: exit 3 and a reason that says to report it."""
+    def broken_construct(*args, **kwargs):
+        raise KeyError("dangling tensor")
+
+    monkeypatch.setattr(fake, "construct", broken_construct)
+    summary, stages = build(configs.write(), artifacts, fake)
+    assert statuses(stages) == ["built", "built", "failed", "skipped", "skipped"]
+    assert summary["exit_code"] == 3 and "internal error: please report it" in stages["construct"]["reason"]
 
 
 def test_verification_can_be_disabled(configs, artifacts, fake):
