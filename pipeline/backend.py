@@ -134,22 +134,30 @@ class ConverterBackend:
                               str(path)], env=env, capture_output=True, text=True)
         if res.returncode != 0:
             tail = (res.stderr or "").strip().splitlines()[-1:] or ["(no output)"]
-            raise RuntimeError(f"could not generate keras.applications.{name}: {tail[0]}")
+            from converter.errors import ModelError
+
+            raise ModelError(f"could not generate keras.applications.{name}: {tail[0]}",
+                             hint="check model.keras_application and inputs[].shape in the config")
 
     def freeze(self, model_path, inputs, outputs, signature):
         from converter.freeze import freeze
 
         overrides = {i["name"]: tuple(i["shape"]) for i in inputs}
         frozen = freeze(str(model_path), inputs=overrides, outputs=outputs or None, signature=signature)
+        from converter.errors import ModelError
+
         want = {i["name"]: i for i in inputs}
+        problems = []
         for spec in frozen.inputs:
             cfg = want.get(spec.name)
             if cfg is not None and str(spec.dtype) != cfg["dtype"]:
-                raise ValueError(f"input {spec.name!r} is {spec.dtype} in the model but {cfg['dtype']} in the "
-                                 f"config; fix inputs[].dtype")
+                problems.append(f"input {spec.name!r} is {spec.dtype} in the model but {cfg['dtype']} in the config")
         missing = sorted(set(want) - {s.name for s in frozen.inputs})
         if missing:
-            raise ValueError(f"the model has no input(s) {missing}; it has {[s.name for s in frozen.inputs]}")
+            problems.append(f"the model has no input(s) {missing}; it has {[s.name for s in frozen.inputs]}")
+        if problems:
+            raise ModelError("; ".join(problems), hint="fix inputs[].name / inputs[].dtype in the config "
+                                                       "(tf2trt inspect MODEL lists the model's inputs)")
         meta = {"inputs": [{"name": s.name, "shape": list(s.shape), "dtype": str(s.dtype)} for s in frozen.inputs],
                 "outputs": list(frozen.outputs)}
         return frozen.to_bytes(), meta
