@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -186,26 +185,6 @@ def _fmt(x) -> str:
     return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
 
 
-class _ProgressHook:
-    """Shows which stage is running (long steps such as optimize take minutes)."""
-
-    def __init__(self, status):
-        self.status = status
-        self.running: dict[tuple[str, str], float] = {}
-
-    def __call__(self, event: str, config: str, stage: str, info: str = "") -> None:
-        if event == "start":
-            self.running[(config, stage)] = time.monotonic()
-        else:
-            self.running.pop((config, stage), None)
-        if self.running:
-            now = time.monotonic()
-            parts = [f"{c}: {s} ({now - t:.0f} s)" for (c, s), t in self.running.items()]
-            self.status.update("building " + ", ".join(parts))
-        else:
-            self.status.update("finishing")
-
-
 def cmd_build(args) -> int:
     out = Console(stderr=args.json)
     err = Console(stderr=True)
@@ -216,19 +195,24 @@ def cmd_build(args) -> int:
         err.print("[bold red]no config files given[/]")
         return EXIT_USAGE
     artifacts = str(Path(args.artifacts).resolve()) if args.artifacts else None
+    from .progress import BuildProgress, wall_seconds
+    from .store import default_root
+
+    store = Path(artifacts) if artifacts else default_root().resolve()
+    names = ", ".join(c.name for c in configs[:4]) + (f", … {len(configs) - 4} more" if len(configs) > 4 else "")
+    err.print(f"tf2trt build: {len(configs)} config(s) ({_escape(names)}); store {_escape(str(store))}",
+              highlight=False, soft_wrap=True)
     from .runtime import no_heartbeats, prepare_prefect, wait_ready
 
-    mode = prepare_prefect(verbose=args.verbose)
-    log.info("prefect: %s", mode)
-    from . import flows, stages
-
-    wait_ready()
-
     summaries: list[dict] = []
-    t0 = time.perf_counter()
-    with err.status("starting Prefect…", spinner="dots") as status:
-        hook = _ProgressHook(status)
-        stages.PROGRESS_HOOKS.append(hook)
+    with BuildProgress(err) as progress:
+        mode = prepare_prefect(verbose=args.verbose)
+        log.info("prefect: %s", mode)
+        from . import flows, stages
+
+        wait_ready()
+        progress.note = "waiting for the first stage…"
+        stages.PROGRESS_HOOKS.append(progress)
         try:
             with no_heartbeats():
                 if len(configs) == 1 and not args.dask:
@@ -238,11 +222,11 @@ def cmd_build(args) -> int:
                     summaries = flows.run_flow(flows.build_all.with_options(task_runner=runner),
                                                [c.to_json() for c in configs], artifacts)
         finally:
-            stages.PROGRESS_HOOKS.remove(hook)
-    wall = time.perf_counter() - t0
+            stages.PROGRESS_HOOKS.remove(progress)
     for s in summaries:
         render_build(out, s)
-    err.print(f"[dim]{len(summaries)} build(s) in {wall:.1f} s wall time (prefect: {mode})[/]")
+    err.print(f"[dim]{len(summaries)} build(s) in {wall_seconds():.1f} s wall time since the process started "
+              f"(prefect: {mode})[/]", soft_wrap=True)
     if args.json:
         payload = {"builds": [{"config": s["config"], "stages": s["stages"], "engine": s["engine"],
                                "verification": s["verification"]} for s in summaries]}

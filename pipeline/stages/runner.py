@@ -32,10 +32,12 @@ def run_stage(stage: str | Stage, ctx: StageContext, upstream: dict[str, StageRe
     """Run one stage with content caching; never raises for stage failures."""
     st = get_stage(stage)
     _progress("start", ctx, st.name)
+    res = None
     try:
-        return _run_stage(st, ctx, upstream, lock_timeout)
+        res = _run_stage(st, ctx, upstream, lock_timeout)
+        return res
     finally:
-        _progress("end", ctx, st.name)
+        _progress("end", ctx, st.name, f"{res.status} in {res.seconds:.1f} s" if res is not None else "interrupted")
 
 
 def _run_stage(st: Stage, ctx: StageContext, upstream: dict[str, StageResult],

@@ -33,6 +33,15 @@ def test_build_json_then_cached_rerun(configs, artifacts):
     assert set(b["verification"]["outputs"][0]) == {"name", "max_abs_err", "max_rel_err", "passed"}
     assert json.loads((cfg.parent / "out" / "cli.engine.json").read_text())["digest"]
     assert "freeze" in first.stderr  # the table goes to stderr with --json
+    # not a terminal: the first line comes before Prefect starts, then one plain timestamped line per stage event
+    lines = first.stderr.splitlines()
+    assert lines[0].startswith("tf2trt build: 1 config(s) (cli); store ") and str(artifacts) in lines[0]
+    events = [line for line in lines if line.startswith("[") and " s] cli: " in line]
+    for stage in ("freeze", "parse", "construct", "optimize", "verify"):
+        assert any(line.endswith(f"cli: {stage} started") for line in events), (stage, lines)
+        assert any(f"cli: {stage} built in " in line for line in events), (stage, lines)
+    assert "\x1b[" not in first.stderr, "no terminal control sequences when stderr is not a terminal"
+    assert "wall time since the process started" in first.stderr
 
     second = run_cli(["build", str(cfg), "--artifacts", str(artifacts), "--json"])
     assert second.returncode == 0, second.stderr
