@@ -56,8 +56,10 @@ def version() -> str:
 
 @functools.cache
 def logger():
-    trt = module()
-    return trt.Logger(trt.Logger.WARNING)
+    """TensorRT's messages as records of the ``tf2trt.native`` logger (see :mod:`converter.native_logs`)."""
+    from .native_logs import tensorrt_logger
+
+    return tensorrt_logger(module())
 
 
 def create_builder():

@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if sys.stderr is sys.__stderr__ and os.environ.get("TF2TRT_NATIVE_STDERR") != "keep":
+        # TensorFlow's C++ start-up lines (and, without a GPU, cuInit errors) become log records: shown
+        # from WARNING on, or with -v; expected GPU-probe errors on a CPU-only machine only at debug level
+        from converter.native_logs import route_native_stderr
+
+        route_native_stderr()
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
