@@ -10,7 +10,8 @@ stderr) points fd 2 at a pipe, keeps Python's own ``sys.stderr`` on the original
 native line into a record of the ``tf2trt.native`` logger: info lines at DEBUG, warnings at INFO, errors at
 WARNING — except GPU-probing errors on a machine without a GPU, which are expected and go to DEBUG.  Lines
 that do not look like native log lines (a crash report, a Python warning printed by C code) are passed
-through to the terminal unchanged.  :class:`TensorRTLogger` does the same for TensorRT's ``ILogger``.
+through to the terminal unchanged.  TensorRT's messages take the same route through the ``ILogger`` in
+:func:`converter.trt.logger`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import os
 import re
 import sys
 import threading
+
+from converter.trt import gpu_present  # one definition of "is there a GPU here"
 
 log = logging.getLogger("tf2trt.native")
 
@@ -38,9 +41,6 @@ _routed = False
 _lock = threading.Lock()
 
 
-def gpu_present() -> bool:
-    """Whether this machine has an NVIDIA GPU device node (cheap; no CUDA initialisation)."""
-    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
 
 
 def classify_line(line: str) -> tuple[int, str] | None:
@@ -98,22 +98,3 @@ def route_native_stderr() -> bool:
         threading.Thread(target=_pump, args=(read_fd, terminal), name="tf2trt-native-stderr", daemon=True).start()
         _routed = True
         return True
-
-
-def tensorrt_logger(trt):
-    """A TensorRT ``ILogger`` that logs through :data:`log` (``trt`` is the imported TensorRT module)."""
-
-    class TensorRTLogger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-
-        def log(self, severity, msg):  # noqa: A003 - TensorRT's method name
-            sev = trt.ILogger.Severity
-            level = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
-                     sev.INFO: logging.DEBUG, sev.VERBOSE: logging.DEBUG}.get(severity, logging.INFO)
-            text = str(msg)
-            if level >= logging.WARNING and not gpu_present() and _NO_GPU.search(text):
-                level = logging.DEBUG  # a build without a GPU: CUDA probes and the timing cache are expected to fail
-            log.log(level, "TensorRT: %s", text)
-
-    return TensorRTLogger()

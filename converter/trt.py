@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
+import re
 
 import numpy as np
 
@@ -54,12 +56,41 @@ def version() -> str:
     return module().__version__
 
 
+#: TensorRT messages that only say "there is no GPU here" (CUDA probes, the timing cache) during an
+#: ahead-of-time build on a CPU-only machine: expected there, so logged at debug level
+_GPU_ONLY = re.compile(r"cudaError|CUDA|cuda|timing cache|no device", re.IGNORECASE)
+
+
+def gpu_present() -> bool:
+    """Whether this machine has an NVIDIA GPU device node (cheap; no CUDA initialisation)."""
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
+
+
 @functools.cache
 def logger():
-    """TensorRT's messages as records of the ``tf2trt.native`` logger (see :mod:`converter.native_logs`)."""
-    from .native_logs import tensorrt_logger
+    """A TensorRT ``ILogger`` whose messages are records of the ``tf2trt.native`` logger.
 
-    return tensorrt_logger(module())
+    TensorRT's own logger prints to the terminal; without a GPU an ahead-of-time build prints
+    ``[E] cudaError 35`` and "timing cache will not be used" on every run, which only say there is no GPU.
+    """
+    trt = module()
+    native = logging.getLogger("tf2trt.native")
+    sev = trt.ILogger.Severity
+    levels = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
+              sev.INFO: logging.DEBUG, sev.VERBOSE: logging.DEBUG}
+
+    class TensorRTLogger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, msg):  # noqa: A003 - TensorRT's method name
+            level = levels.get(severity, logging.INFO)
+            text = str(msg)
+            if level >= logging.WARNING and not gpu_present() and _GPU_ONLY.search(text):
+                level = logging.DEBUG
+            native.log(level, "TensorRT: %s", text)
+
+    return TensorRTLogger()
 
 
 def create_builder():
