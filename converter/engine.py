@@ -8,6 +8,7 @@ TensorRT builds for the GPU it runs on, and asking it for targets is an error.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from ._io import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 
-from .errors import EngineBuildError  # noqa: E402 - re-exported
+from .errors import EngineBuildError, ModelError  # noqa: E402 - EngineBuildError is re-exported
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,21 @@ def optimize_network(network, settings: BuilderSettings | None = None, **overrid
     config.builder_optimization_level = settings.opt_level
     if settings.targets:
         if not trtshim.supports_compute_capability_targets():
-            raise EngineBuildError(
+            raise ModelError(  # a setting the user chose, not a tf2trt bug
                 f"{trtshim.flavor()} builds for the GPU it runs on; it cannot target {settings.targets}",
                 hint="drop the targets setting, or build with tensorrt-rtx")
         known = available_targets()
         bad = [t for t in settings.targets if t not in known]
         if bad:
-            raise EngineBuildError(f"unknown target(s) {bad}; this TensorRT knows {known}")
+            raise ModelError(f"unknown target(s) {bad}; this TensorRT knows {known}",
+                             hint="fix builder.targets / --target")
         config.num_compute_capabilities = len(settings.targets)
         for i, target in enumerate(settings.targets):
             config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
     cache = None
-    if settings.timing_cache:
+    if settings.timing_cache and not trtshim.gpu_present():
+        _say_once_no_timing_cache()
+    elif settings.timing_cache:
         path = Path(settings.timing_cache)
         data = path.read_bytes() if path.exists() else b""
         cache = config.create_timing_cache(data)
@@ -106,6 +110,13 @@ def optimize_network(network, settings: BuilderSettings | None = None, **overrid
         atomic_write_bytes(Path(settings.timing_cache), bytes(memoryview(cache.serialize())))
     del holder
     return engine
+
+
+@functools.cache
+def _say_once_no_timing_cache() -> None:
+    # the timing cache records how fast GPU kernels ran; an ahead-of-time build without a GPU times
+    # nothing, and TensorRT would only warn on every build that the cache "will not be used"
+    log.info("no GPU on this machine: the timing cache is not used (it records GPU kernel timings)")
 
 
 def _resolve(network):

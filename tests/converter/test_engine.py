@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -10,6 +11,7 @@ from converter import trt as trtshim
 from converter.construct import construct
 from converter.engine import (BuilderSettings, EngineBuildError, available_targets, engine_metadata, load_engine,
                               optimize_network, store_engine)
+from converter.errors import ModelError
 from converter.freeze import freeze
 from converter.graph import parse
 from converter.snapshot import Snapshot
@@ -46,6 +48,7 @@ def _saved(snapshot, tmp_path):
     return tmp_path / "snap"
 
 
+@pytest.mark.skipif(not trtshim.gpu_present(), reason="the timing cache records GPU kernel timings: no GPU here")
 def test_timing_cache_is_saved_and_reused(net, tmp_path):
     cache = tmp_path / "timing.cache"
     optimize_network(net, BuilderSettings(opt_level=0, timing_cache=str(cache)))
@@ -53,13 +56,28 @@ def test_timing_cache_is_saved_and_reused(net, tmp_path):
     optimize_network(net, BuilderSettings(opt_level=0, timing_cache=str(cache)))
 
 
+@pytest.mark.skipif(trtshim.gpu_present(), reason="checks the CPU-only path")
+def test_without_a_gpu_the_timing_cache_is_skipped_and_said_once(net, tmp_path, caplog):
+    from converter import engine
+
+    engine._say_once_no_timing_cache.cache_clear()
+    cache = tmp_path / "timing.cache"
+    with caplog.at_level(logging.INFO, logger="converter.engine"):
+        for _ in range(2):
+            assert len(optimize_network(net, BuilderSettings(opt_level=0, timing_cache=str(cache)))) > 1000
+    assert not cache.exists()
+    notes = [r for r in caplog.records if "timing cache is not used" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.INFO  # shown with -v only
+
+
 @pytest.mark.skipif(not available_targets(), reason=f"{trtshim.flavor()} cannot choose target compute capabilities")
 def test_targets(net):
     # SM75 (Turing) has no FP32 GEMM in TensorRT-RTX, so use an Ampere target
     target = "SM86" if "SM86" in available_targets() else available_targets()[-1]
     assert len(optimize_network(net, BuilderSettings(opt_level=0, targets=(target,)))) > 1000
-    with pytest.raises(EngineBuildError, match="unknown target"):
+    with pytest.raises(ModelError, match="unknown target") as info:  # a setting the user gave: exit 2
         optimize_network(net, BuilderSettings(targets=("SM1",)))
+    assert info.value.exit_code == 2
 
 
 def test_store_and_load_engine_atomically(tmp_path):
