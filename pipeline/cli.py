@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", "-j", type=int, default=2, help="concurrent stage tasks for several configs")
     b.add_argument("--dask", metavar="ADDRESS", default=os.environ.get("TF2TRT_DASK_ADDRESS"),
                    help="run stage tasks on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786)")
+    b.add_argument("--full", action="store_true",
+                   help="run through Prefect even when every stage is cached (by default a fully cached build "
+                        "answers without starting Prefect or TensorFlow and is recorded on the dashboard after)")
     b.set_defaults(func=cmd_build)
 
     s = command("status", help="last run of each config per stage, from the store")
@@ -201,16 +204,24 @@ def cmd_build(args) -> int:
         err.print("[bold red]no config files given[/]")
         return EXIT_USAGE
     artifacts = str(Path(args.artifacts).resolve()) if args.artifacts else None
-    from .progress import BuildProgress, wall_seconds
+    from .progress import BuildProgress
     from .store import default_root
 
     store = Path(artifacts) if artifacts else default_root().resolve()
     names = ", ".join(c.name for c in configs[:4]) + (f", … {len(configs) - 4} more" if len(configs) > 4 else "")
     err.print(f"tf2trt build: {len(configs)} config(s) ({_escape(names)}); store {_escape(str(store))}",
               highlight=False, soft_wrap=True)
+    if not args.full and not args.dask:
+        from .fastpath import cached_summaries, record_on_dashboard
+
+        summaries = cached_summaries(configs, artifacts)
+        if summaries is not None:
+            code = _report_builds(out, err, summaries, args.json, "no Prefect start: every stage was cached")
+            err.print(f"[dim]this run is {record_on_dashboard(args.configs, artifacts)}[/]", soft_wrap=True)
+            return code
     from .runtime import no_heartbeats, prepare_prefect, wait_ready
 
-    summaries: list[dict] = []
+    summaries = []
     with BuildProgress(err) as progress:
         mode = prepare_prefect(verbose=args.verbose)
         log.info("prefect: %s", mode)
@@ -229,11 +240,18 @@ def cmd_build(args) -> int:
                                                [c.to_json() for c in configs], artifacts)
         finally:
             stages.PROGRESS_HOOKS.remove(progress)
+    return _report_builds(out, err, summaries, args.json, f"prefect: {mode}")
+
+
+def _report_builds(out: Console, err: Console, summaries: list[dict], as_json: bool, how: str) -> int:
+    """Render the build tables (and the JSON line), and the exit code of the worst build."""
+    from .progress import wall_seconds
+
     for s in summaries:
         render_build(out, s)
     err.print(f"[dim]{len(summaries)} build(s) in {wall_seconds():.1f} s wall time since the process started "
-              f"(prefect: {mode})[/]", soft_wrap=True)
-    if args.json:
+              f"({how})[/]", soft_wrap=True)
+    if as_json:
         payload = {"builds": [{"config": s["config"], "stages": s["stages"], "engine": s["engine"],
                                "verification": s["verification"]} for s in summaries]}
         sys.stdout.write(json.dumps(payload, allow_nan=False, separators=(",", ":")) + "\n")

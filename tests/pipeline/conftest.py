@@ -47,6 +47,9 @@ def subprocess_env(**extra) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["TF2TRT_BACKEND"] = "fakes:FakeBackend"
+    # a fully cached build replays itself through Prefect for the dashboard: before exiting, not detached,
+    # so no recorder outlives a test's temporary store
+    env.setdefault("TF2TRT_RECORD_CACHED", "inline")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

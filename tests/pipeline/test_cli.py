@@ -48,6 +48,13 @@ def test_build_json_then_cached_rerun(configs, artifacts):
     b = _json_last_line(second.stdout)["builds"][0]
     assert [s["status"] for s in b["stages"]] == ["cached"] * 5
     assert sum(s["seconds"] for s in b["stages"]) <= 1.0
+    # everything cached: answered without starting Prefect, then replayed through it for the dashboard
+    assert "no Prefect start: every stage was cached" in second.stderr
+    assert "this run is recorded on the dashboard" in second.stderr
+    forced = run_cli(["build", str(cfg), "--artifacts", str(artifacts), "--json", "--full"])
+    assert forced.returncode == 0, forced.stderr
+    assert "prefect: " in forced.stderr and "no Prefect start" not in forced.stderr
+    assert [s["status"] for s in _json_last_line(forced.stdout)["builds"][0]["stages"]] == ["cached"] * 5
 
     status = run_cli(["status", str(cfg), "--artifacts", str(artifacts), "--json"])
     assert status.returncode == 0, status.stderr
@@ -90,6 +97,22 @@ def test_status_and_gc_do_not_start_prefect(configs, artifacts):
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "never" in res.stdout and "removed 0 blob(s)" in res.stdout
+
+
+def test_a_fully_cached_build_needs_neither_prefect_nor_tensorflow(configs, artifacts):
+    cfg = configs.write(name="noop")
+    first = run_cli(["build", str(cfg), "--artifacts", str(artifacts)])
+    assert first.returncode == 0, first.stderr
+    code = ("import sys; from pipeline.cli import main; "
+            "rc = main(['build', %r, '--artifacts', %r, '--json']); "
+            "assert not any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules), 'prefect imported'; "
+            "assert not any(m.startswith('tensorflow') for m in sys.modules), 'tensorflow imported'; "
+            "sys.exit(rc)") % (str(cfg), str(artifacts))
+    res = subprocess.run([sys.executable, "-c", code], env=subprocess_env(TF2TRT_RECORD_CACHED="off"), cwd=str(REPO),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert [s["status"] for s in _json_last_line(res.stdout)["builds"][0]["stages"]] == ["cached"] * 5
+    assert "not recorded (TF2TRT_RECORD_CACHED=off)" in res.stderr
 
 
 def test_gc_cli(configs, artifacts):
