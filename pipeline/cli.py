@@ -205,9 +205,8 @@ def cmd_build(args) -> int:
         return EXIT_USAGE
     artifacts = str(Path(args.artifacts).resolve()) if args.artifacts else None
     from .progress import BuildProgress
-    from .store import default_root
 
-    store = Path(artifacts) if artifacts else default_root().resolve()
+    store = _store_path(artifacts)
     names = ", ".join(c.name for c in configs[:4]) + (f", … {len(configs) - 4} more" if len(configs) > 4 else "")
     err.print(f"tf2trt build: {len(configs)} config(s) ({_escape(names)}); store {_escape(str(store))}",
               highlight=False, soft_wrap=True)
@@ -276,10 +275,19 @@ def cmd_status(args) -> int:
         err.print("[bold red]config error:[/] " + _escape(str(exc)))
         return EXIT_USAGE
     if args.json:
-        sys.stdout.write(json.dumps({"configs": rows}, allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps({"configs": rows, "store": str(_store_path(args.artifacts))}, allow_nan=False)
+                         + "\n")
     else:
+        err.print(f"store {_escape(str(_store_path(args.artifacts)))}", highlight=False, soft_wrap=True)
         render_status(out, rows)
     return EXIT_OK
+
+
+def _store_path(artifacts: str | None) -> Path:
+    """The artifact store a command uses: --artifacts, else $TF2TRT_ARTIFACTS, else ./artifacts."""
+    from .store import default_root
+
+    return Path(artifacts).resolve() if artifacts else default_root().resolve()
 
 
 # ----------------------------------------------------------------------- gc
@@ -291,14 +299,15 @@ def cmd_gc(args) -> int:
     store = ArtifactStore(args.artifacts)
     report = store.gc(dry_run=args.dry_run, prune_manifests=not args.keep_all_manifests, grace=args.grace)
     if args.json:
-        sys.stdout.write(json.dumps(report) + "\n")
+        sys.stdout.write(json.dumps(dict(report, store=str(_store_path(args.artifacts)))) + "\n")
         return EXIT_OK
     out = Console()
     verb = "would remove" if args.dry_run else "removed"
-    out.print(f"{verb} {report['removed_blobs']} blob(s), {report['freed_bytes'] / 2**20:.1f} MiB; "
+    out.print(f"store {_escape(str(_store_path(args.artifacts)))}: {verb} {report['removed_blobs']} blob(s), {report['freed_bytes'] / 2**20:.1f} MiB; "
               f"kept {report['kept_blobs']} referenced, {report['claimed_by_running_builds']} claimed by "
               f"{report['live_builds']} running build(s); pruned {report['pruned_manifests']} superseded "
-              f"manifest(s); swept {report['stale_leases']} stale lease(s), {report['temp_files']} temp file(s)")
+              f"manifest(s); swept {report['stale_leases']} stale lease(s), {report['temp_files']} temp file(s)",
+              soft_wrap=True)
     return EXIT_OK
 
 

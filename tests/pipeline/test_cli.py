@@ -97,6 +97,8 @@ def test_status_and_gc_do_not_start_prefect(configs, artifacts):
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "never" in res.stdout and "removed 0 blob(s)" in res.stdout
+    assert f"store {artifacts}" in res.stderr  # status names the store it read
+    assert f"store {artifacts}: removed 0 blob(s)" in res.stdout
 
 
 def test_a_fully_cached_build_needs_neither_prefect_nor_tensorflow(configs, artifacts):
