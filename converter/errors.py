@@ -78,6 +78,17 @@ class FreezeError(ModelError):
     """The model could not be loaded or frozen into one GraphDef."""
 
 
+class DamagedGraphError(ModelError):
+    """A stored parsed graph (the blob parse hands construct) cannot be decoded: truncated, edited, another format.
+
+    Bad input, not a bug: the blob is rebuilt from the frozen graph by parsing it again.
+    """
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message, hint or "parse the frozen graph again (the pipeline rebuilds a blob that fails "
+                                          "its hash check; remove the store's copy to force it)")
+
+
 class EnvironmentProblem(Tf2TrtError):
     """Something this machine lacks (TensorRT module, GPU, driver, disk space)."""
 

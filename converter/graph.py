@@ -3,23 +3,33 @@
 Nodes carry decoded attributes (plain Python values, dtypes as names, tensors
 as numpy arrays) so converters never touch protobufs.  The support check runs
 before any TensorRT layer exists and reports every problem at once.
+
+A parsed :class:`Graph` has a byte form (:meth:`Graph.to_bytes`,
+:meth:`Graph.from_bytes`) so the pipeline's parse stage can hand it to
+construct: constructing from those bytes needs no TensorFlow, and the same
+graph always gives the same bytes (the blob's digest is construct's key).
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConversionError, UnsupportedOpsError
+from .errors import ConversionError, DamagedGraphError, InternalError, UnsupportedOpsError
 from .freeze import EXTERNAL_ATTR, FrozenGraph, TensorSpec, _src
 from .structural import CONTROL_ONLY_OPS, PASS_THROUGH_OPS, STRUCTURAL_OPS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Node", "Graph", "from_frozen", "check_support", "parse", "STRUCTURAL_OPS", "SUPPORTED_DTYPES"]
+__all__ = ["Node", "Graph", "from_frozen", "check_support", "parse", "STRUCTURAL_OPS", "SUPPORTED_DTYPES",
+           "GRAPH_FORMAT"]
 SUPPORTED_DTYPES = {"float32", "int32", "bool", "float16", "int64", "int8", "uint8"}
 
 
@@ -130,6 +140,184 @@ class Graph:
         if len(users) == 1 and node.name not in self.outputs:
             return users[0]
         return None
+
+    # ------------------------------------------------------------ byte form
+
+    def to_bytes(self) -> bytes:
+        """One deterministic, code-free blob: what parse hands to construct through a shared store.
+
+        Header, JSON length, JSON (nodes, inputs, outputs, the aliases
+        :mod:`converter.fuse` records), the array labels as a JSON line, then
+        each array as an ``.npy`` stream written with ``allow_pickle=False``.
+        Not pickle: loading a blob from a store other hosts write must never
+        run code.  Not ``np.savez``: it stamps the current time into its zip
+        entries, so an identical graph would get a new digest on every parse.
+        Attributes are written in key order (nothing reads them in order) and
+        aliases in theirs (construct applies them in order).  Memo caches
+        converters keep on the graph (``_tf2trt_static``…) are not state and
+        are left out.
+        """
+        arrays: dict[str, np.ndarray] = {}
+        doc = {
+            "format": GRAPH_FORMAT,
+            "nodes": [_node_record(n, arrays) for n in self.nodes],
+            "inputs": [spec.to_dict() for spec in self.inputs],
+            "outputs": [str(o) for o in self.outputs],
+            # absent (a graph fuse never saw) and empty are kept apart: construct treats both alike, but a
+            # round trip should not invent state
+            "aliases": None if "aliases" not in self.__dict__ else [[k, v] for k, v in self.aliases.items()],
+        }
+        text = json.dumps(doc, sort_keys=True, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        buf = io.BytesIO()
+        buf.write(_GRAPH_HEADER + str(len(text)).encode() + b"\n" + text)
+        buf.write((json.dumps(list(arrays)) + "\n").encode())
+        for arr in arrays.values():
+            np.save(buf, arr, allow_pickle=False)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Graph":
+        """The graph :meth:`to_bytes` wrote; :class:`DamagedGraphError` for anything else.
+
+        Reads JSON and ``.npy`` streams only (``allow_pickle=False``), so a
+        damaged or hostile blob can fail to load but cannot run code.
+        """
+        if bytes(data[:len(_GRAPH_HEADER)]) != _GRAPH_HEADER:
+            raise DamagedGraphError("not a tf2trt parsed-graph blob (or one from another format)")
+        buf = io.BytesIO(data)
+        buf.seek(len(_GRAPH_HEADER))
+        try:
+            size = int(buf.readline())
+            doc = json.loads(buf.read(size))
+            if doc.get("format") != GRAPH_FORMAT:
+                raise ValueError(f"format {doc.get('format')!r}, this version reads {GRAPH_FORMAT!r}")
+            labels = json.loads(buf.readline())
+            arrays = {label: np.load(buf, allow_pickle=False) for label in labels}
+            if buf.read(1):
+                raise ValueError("trailing bytes after the last array")
+            nodes = [_node_from_record(rec, arrays) for rec in doc["nodes"]]
+            inputs = [TensorSpec.from_dict(d) for d in doc["inputs"]]
+            outputs = [_str(o) for o in doc["outputs"]]
+            aliases = doc["aliases"]
+            if aliases is not None:
+                aliases = {_str(k): None if v is None else _str(v) for k, v in aliases}
+        except DamagedGraphError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged blob
+            raise DamagedGraphError(f"damaged parsed-graph blob: {type(exc).__name__}: {exc}") from exc
+        graph = cls(nodes, inputs, outputs)
+        if aliases is not None:
+            graph.aliases = aliases
+        log.debug("loaded a parsed graph: %d nodes, %d arrays", len(nodes), len(arrays))
+        return graph
+
+
+#: the JSON ``format`` of :meth:`Graph.to_bytes` (bump it when the record changes meaning)
+GRAPH_FORMAT = "tf2trt-graph/1"
+_GRAPH_HEADER = b"TF2TRTGRAPH1\n"
+#: the tags of attribute values JSON has no plain form for (each an object with exactly one of these keys)
+_TAGS = ("array", "scalar", "float", "bytes", "tuple", "dict", "objects")
+
+
+def _node_record(node: Node, arrays: dict[str, np.ndarray]) -> dict:
+    shapes = []
+    for s in node.output_shapes:
+        if s is not None and not isinstance(s, (tuple, list)):
+            raise InternalError(f"node {node.name!r}: output shape {s!r} is not a tuple")
+        shapes.append(None if s is None else [int(d) for d in s])
+    return {"name": node.name, "op": node.op, "inputs": list(node.inputs), "output_shapes": shapes,
+            # in key order, like the JSON, so the arrays' order does not depend on how the attrs were added
+            "attrs": {key: _encode(node.attrs[key], f"{node.name}/{key}", arrays) for key in sorted(node.attrs)}}
+
+
+def _node_from_record(rec: dict, arrays: dict[str, np.ndarray]) -> Node:
+    shapes = [None if s is None else tuple(int(d) for d in s) for s in rec["output_shapes"]]
+    attrs = {_str(k): _decode(v, arrays) for k, v in rec["attrs"].items()}
+    return Node(_str(rec["name"]), _str(rec["op"]), [_str(i) for i in rec["inputs"]], attrs, shapes)
+
+
+def _str(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _label(arrays: dict, label: str) -> str:
+    """``label``, made unique among the blob's arrays (a deterministic suffix on a clash)."""
+    if label not in arrays:
+        return label
+    n = 1
+    while f"{label}#{n}" in arrays:
+        n += 1
+    return f"{label}#{n}"
+
+
+def _encode(value, label: str, arrays: dict[str, np.ndarray]):
+    """An attribute value as strict JSON; arrays go to ``arrays`` under a unique label.
+
+    Plain JSON for str/int/bool/None/finite floats and lists (what
+    :func:`decode_attr` gives); a one-key tag object for the rest, so each
+    value comes back with its type: a numpy scalar stays a numpy scalar, a
+    tuple a tuple, ``float("nan")`` is not confused with the string "nan".
+    """
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:  # string tensors: np.save refuses object arrays without pickle
+            return {"objects": {"shape": list(value.shape),
+                                "items": [_encode(v, f"{label}/{i}", arrays) for i, v in enumerate(value.flat)]}}
+        name = _label(arrays, label)
+        # C order: an equal array in Fortran order would otherwise write other bytes; np.asarray keeps 0-d
+        # arrays 0-d (np.ascontiguousarray would make them 1-d)
+        arrays[name] = np.asarray(value, order="C")
+        return {"array": name}
+    if isinstance(value, np.generic):  # before float/str: np.float64 and np.str_ subclass them
+        name = _label(arrays, label)
+        arrays[name] = np.asarray(value)
+        return {"scalar": name}
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else {"float": "nan" if math.isnan(value)
+                                                          else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, bytes):
+        return {"bytes": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list):
+        return [_encode(v, f"{label}/{i}", arrays) for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v, f"{label}/{i}", arrays) for i, v in enumerate(value)]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": [[k, _encode(v, f"{label}/{k}", arrays)] for k, v in value.items()]}
+    raise InternalError(f"{label}: cannot serialize an attribute value of type {type(value).__name__}")
+
+
+def _decode(value, arrays: dict[str, np.ndarray]):
+    """Inverse of :func:`_encode`."""
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in _TAGS:
+        raise ValueError(f"unknown attribute value {str(value)[:80]}")
+    tag, body = next(iter(value.items()))
+    if tag == "array":
+        return arrays[body]
+    if tag == "scalar":
+        return arrays[body][()]
+    if tag == "float":
+        if body not in ("nan", "inf", "-inf"):
+            raise ValueError(f"unknown float {body!r}")
+        return float(body)
+    if tag == "bytes":
+        return base64.b64decode(body, validate=True)
+    if tag == "tuple":
+        return tuple(_decode(v, arrays) for v in body)
+    if tag == "dict":
+        return {_str(k): _decode(v, arrays) for k, v in body}
+    out = np.empty(len(body["items"]), dtype=object)
+    for i, v in enumerate(body["items"]):
+        out[i] = _decode(v, arrays)
+    return out.reshape(tuple(int(d) for d in body["shape"]))
 
 
 def from_frozen(frozen: FrozenGraph) -> Graph:

@@ -41,8 +41,8 @@ class Backend(Protocol):
     def generate_example(self, name: str, seed: int, input_shape: list[int], path: Path) -> None: ...
     def freeze(self, model_path: Path, inputs: list[dict], outputs: list[str] | None,
                signature: str) -> tuple[bytes, dict]: ...
-    def parse(self, frozen: bytes) -> dict: ...
-    def construct(self, frozen: bytes) -> tuple[bytes, dict]: ...
+    def parse(self, frozen: bytes) -> tuple[bytes, dict]: ...
+    def construct(self, graph: bytes) -> tuple[bytes, dict]: ...
     def optimize(self, snapshot: bytes, builder: dict, timing_cache: Path | None) -> tuple[bytes, dict]: ...
     def verify(self, frozen: bytes, snapshot: bytes, inputs_npz: Path | None, seed: int, samples: int,
                rtol: float, atol: float) -> dict: ...
@@ -162,20 +162,21 @@ class ConverterBackend:
                 "outputs": list(frozen.outputs)}
         return frozen.to_bytes(), meta
 
-    def parse(self, frozen: bytes) -> dict:
+    def parse(self, frozen: bytes) -> tuple[bytes, dict]:
+        """The parsed (support-checked, fused) graph as bytes, and a report of its ops."""
         from converter.freeze import FrozenGraph
         from converter.graph import parse
 
         graph = parse(FrozenGraph.from_bytes(frozen))
         counts = graph.op_counts()
-        return {"op_counts": dict(counts), "nodes": int(sum(counts.values()))}
+        return graph.to_bytes(), {"op_counts": dict(counts), "nodes": int(sum(counts.values()))}
 
-    def construct(self, frozen: bytes):
+    def construct(self, graph: bytes):
+        """The network built from parse's graph: no TensorFlow (the IR holds decoded attributes and arrays)."""
         from converter.construct import construct
-        from converter.freeze import FrozenGraph
-        from converter.graph import parse
+        from converter.graph import Graph
 
-        net = construct(parse(FrozenGraph.from_bytes(frozen)))
+        net = construct(Graph.from_bytes(graph))
         snap = net.snapshot
         return snapshot_to_bytes(snap), {"layers": int(snap.layer_count)}
 

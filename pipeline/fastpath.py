@@ -10,7 +10,9 @@ build summaries; a single miss returns None and the build goes through Prefect a
 
 The run still belongs on the dashboard: :func:`record_on_dashboard` replays the same (cached) build through
 Prefect after the answer is printed — in a detached process by default, so the command returns at once
-(``TF2TRT_RECORD_CACHED=inline`` records before exiting, ``off`` skips recording).
+(``TF2TRT_RECORD_CACHED=inline`` records before exiting, ``off`` skips recording).  The replay runs with
+``TF2TRT_CACHED_ONLY=1``: a stage that is no longer cached (the config or model changed in the meantime) is
+recorded as skipped, never built in the background.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .backend import load_backend
 from .config import LoadedConfig
 from .stages import STAGES, StageContext, StageResult, run_build
 from .stages.catalog import get_stage
-from .stages.runner import lookup
+from .stages.runner import CACHED_ONLY_ENV, lookup
 from .store import ArtifactStore, default_root
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def record_on_dashboard(config_paths: list[str], artifacts: str | None) -> str:
     argv = [sys.executable, "-m", "pipeline", "build", "--full", *config_paths]
     if artifacts:
         argv += ["--artifacts", artifacts]
-    env = {**os.environ, RECORD_ENV: "off"}
+    env = {**os.environ, RECORD_ENV: "off", CACHED_ONLY_ENV: "1"}
     if mode == "inline":
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         return "recorded on the dashboard"

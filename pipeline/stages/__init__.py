@@ -15,10 +15,13 @@ freeze     inputs.model: model content (file/tree digest, or the example spec:
            code: freeze.py _io.py errors.py structural.py
 parse      inputs.frozen: frozen-graph digest; toolchain: TensorFlow;
            code: graph.py fuse.py registry.py ops/ and what ops/ imports
-           (context.py trt.py layers/), and freeze's list (FrozenGraph decoding)
-construct  inputs.frozen: frozen-graph digest; toolchain: TensorFlow (it decodes
-           the GraphDef again), TensorRT flavor/version; code: parse's list
-           plus construct.py snapshot.py layers/
+           (context.py trt.py layers/), and freeze's list (FrozenGraph decoding);
+           output: the parsed graph (``Graph.to_bytes``), the op report in meta
+construct  inputs.graph: parse's graph digest; toolchain: TensorRT
+           flavor/version (no TensorFlow: the graph is already decoded);
+           code: construct.py graph.py registry.py ops/ context.py trt.py
+           layers/ snapshot.py and freeze.py errors.py structural.py _io.py
+           (graph.py's imports) — parse's list without fuse.py
 optimize   inputs.snapshot: snapshot digest; config: builder.workspace,
            builder.opt_level, builder.targets; toolchain: TensorRT
            flavor/version; target; code: engine.py snapshot.py layers/ trt.py
@@ -31,12 +34,15 @@ verify     inputs: frozen-graph, snapshot and engine digests, the .npz by
 
 Each list is what the stage's backend call imports, followed transitively
 (``tests/pipeline/test_cache_keys.py`` checks it against the source), minus
-modules imported only for a name: optimize's ``construct.py``
+modules imported but not run: construct's ``fuse.py`` (``graph.parse`` imports
+it; construct loads a graph parse fused), optimize's ``construct.py``
 (an isinstance check) and verify's ``runtime.py`` (the GPU path, not taken).
 
 So an op converter edit (``ops/``) re-runs parse and construct, and if the
 snapshot comes out the same (the network did not change) optimize and verify
-stay cached; an ``engine.py`` edit re-runs optimize only; the CLI
+stay cached; a ``fuse.py`` edit or a TensorFlow upgrade re-runs construct only
+if the parsed graph changes (its digest is construct's input); an
+``engine.py`` edit re-runs optimize only; the CLI
 (``cli_convert.py``), ``api.py``, ``runtime.py`` and the package facade
 (``__init__.py``, which the backend bypasses) are in no list.  Paths never
 enter a key, only content.  The timing cache is not in the optimize key: it

@@ -1,4 +1,9 @@
-"""Stage 3, construct: the frozen graph → a TensorRT network, kept as a snapshot.
+"""Stage 3, construct: parse's graph → a TensorRT network, kept as a snapshot.
+
+It reads the parsed graph parse stored (no second parse, no TensorFlow: the
+graph's attributes and constants are already decoded), so its key holds that
+graph's digest and TensorRT's version, not TensorFlow's: a TensorFlow upgrade
+that freezes and parses to the same graph leaves construct cached.
 
 The snapshot (the network read back layer by layer) is what optimize and
 verify consume, so neither runs the op converters (and optimize needs no
@@ -8,28 +13,29 @@ TensorFlow).
 from __future__ import annotations
 
 from .base import Stage, StageContext, StageIO, StageResult, code_list
-from .parse import CODE as PARSE_CODE
 
-#: parse's code (construct re-parses the frozen graph, then runs the op converters
-#: whose checks parse ran), construct.py, and the snapshot that reads the network
-#: back (snapshot.py, layers/).
-CODE = code_list(PARSE_CODE, ("construct.py", "snapshot.py", "layers/"))
+#: graph.py (the graph's byte form) and freeze.py (TensorSpec) with what they import,
+#: construct.py and the op converters it runs (ops/, registry.py, context.py, trt.py, layers/),
+#: and the snapshot that reads the network back (snapshot.py).  Not fuse.py: parse fused the
+#: graph already, and a fusion change that changes the graph reaches this key through its digest.
+CODE = code_list(("construct.py", "graph.py", "freeze.py", "errors.py", "structural.py", "_io.py"),
+                 ("registry.py", "ops/", "context.py", "trt.py", "layers/", "snapshot.py"))
 
 
 class Construct(Stage):
     """Construct the TensorRT network and snapshot it."""
 
     name = "construct"
-    reads = {"frozen": ("freeze", "frozen")}
+    reads = {"graph": ("parse", "graph")}
     output = "snapshot"
     code = CODE
 
     def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
-        # TensorFlow: the frozen graph is decoded with its protobufs (tf.make_ndarray)
-        return self.key_components(ctx, upstream, toolchain=("tensorflow", "tensorrt_flavor", "tensorrt"))
+        # no TensorFlow: the graph blob is JSON and .npy arrays (tests/converter/test_graph.py blocks its import)
+        return self.key_components(ctx, upstream, toolchain=("tensorrt_flavor", "tensorrt"))
 
     def execute(self, ctx: StageContext, upstream: dict[str, StageResult], io: StageIO) -> tuple[dict, dict]:
-        snapshot, meta = ctx.backend.construct(io.read("freeze", "frozen"))
+        snapshot, meta = ctx.backend.construct(io.read("parse", "graph"))
         return {"snapshot": io.put(snapshot, "network-snapshot")}, meta
 
 

@@ -23,6 +23,8 @@ from .catalog import get_stage
 #: Callables ``hook(event, config_name, stage, info)`` told when a stage starts and ends
 #: in this process (the CLI shows progress with them).
 PROGRESS_HOOKS: list = []
+#: set to "1" in a process that replays a cached build for the dashboard: stages that miss are skipped, not built
+CACHED_ONLY_ENV = "TF2TRT_CACHED_ONLY"
 #: A miss reason names at most this many changed components (a code edit can touch many files).
 MAX_NAMED_CHANGES = 6
 
@@ -57,6 +59,11 @@ def _run_stage(st: Stage, ctx: StageContext, upstream: dict[str, StageResult],
         manifest, why = lookup(ctx, st.name, key)
         if manifest is not None:
             res = _cached(st.name, key, manifest, start, "")
+        elif os.environ.get(CACHED_ONLY_ENV) == "1":
+            # a replay that only records an answered build on the dashboard: it never does work of its own
+            # (the config or model may have changed since the answer; the next real build will see that)
+            res = StageResult(st.name, "skipped", time.perf_counter() - start,
+                              "skipped: not cached any more when this run was recorded", key)
         else:
             res = _build_locked(st, ctx, upstream, comps, key, why, start, lock_timeout)
     except StageFailed as exc:
@@ -105,10 +112,19 @@ def _build_locked(st: Stage, ctx: StageContext, upstream: dict[str, StageResult]
 
 
 def lookup(ctx: StageContext, stage: str, key: str) -> tuple[dict | None, str | None]:
-    """A usable manifest for the key, or (None, why not)."""
+    """A usable manifest for the key, or (None, why not).
+
+    A manifest without the stage's output role was written by a pipeline whose
+    stage produced something else under the same key (parse wrote a report
+    before it wrote the graph): serving it would fail the next stage on every
+    build, so it is a miss, and the rebuild overwrites it.
+    """
     manifest = ctx.store.get_manifest(stage, key)
     if manifest is None:
         return None, None
+    role = get_stage(stage).output
+    if role not in (manifest.get("outputs") or {}):
+        return None, f"cached manifest has no {role} output (written by an older tf2trt)"
     for role, out in (manifest.get("outputs") or {}).items():
         if not ctx.store.verify_blob(out["digest"]):
             ctx.store.drop_manifest(stage, key)

@@ -57,7 +57,7 @@ def subprocess_env(**extra) -> dict:
 def run_cli(args: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 300,
             fake: bool = True) -> subprocess.CompletedProcess:
     env = env if env is not None else (subprocess_env() if fake else {
-        **os.environ, "PYTHONPATH": str(REPO)})
+        **os.environ, "PYTHONPATH": str(REPO), "TF2TRT_RECORD_CACHED": os.environ.get("TF2TRT_RECORD_CACHED", "inline")})
     return subprocess.run([sys.executable, "-m", "pipeline", *args], env=env, cwd=str(cwd or REPO),
                           capture_output=True, text=True, timeout=timeout)
 

@@ -89,13 +89,18 @@ class FakeBackend:
         frozen = b"FROZEN" + _h(content, json.dumps(inputs, sort_keys=True).encode(), signature.encode()) * 64
         return frozen, {"inputs": inputs, "outputs": outputs or ["out"]}
 
-    def parse(self, frozen: bytes) -> dict:
+    def parse(self, frozen: bytes):
+        """The "parsed graph" depends on the frozen graph only, as the real one does (for one converter)."""
         self._note("parse")
-        return {"op_counts": {"Conv2D": 3, "Relu": 3}, "nodes": 6}
+        return b"GRAPH" + _h(frozen) * 64, {"op_counts": {"Conv2D": 3, "Relu": 3}, "nodes": 6}
 
-    def construct(self, frozen: bytes):
+    def construct(self, graph: bytes):
         self._note("construct")
-        return b"SNAP" + _h(frozen, self.source().encode()) * 128, {"layers": 6}
+        if not graph.startswith(b"GRAPH"):  # what the real Graph.from_bytes refuses (e.g. an old parse report)
+            from converter.errors import DamagedGraphError
+
+            raise DamagedGraphError("not a tf2trt parsed-graph blob")
+        return b"SNAP" + _h(graph, self.source().encode()) * 128, {"layers": 6}
 
     def optimize(self, snapshot: bytes, builder: dict, timing_cache):
         self._note("optimize")

@@ -79,6 +79,7 @@ def test_editing_the_clis_reruns_nothing(configs, artifacts, source_copy):
 EDITS = [
     ("ops/math.py", ["parse", "construct"]),
     ("graph.py", ["parse", "construct"]),
+    ("fuse.py", ["parse"]),  # construct reads the fused graph: a fusion edit reaches it only if the graph changes
     ("construct.py", ["construct"]),
     ("snapshot.py", ["construct", "optimize", "verify"]),
     ("layers/base.py", ["parse", "construct", "optimize", "verify"]),  # the op modules import layers/
@@ -214,6 +215,7 @@ def _backend_entry_points() -> dict[str, set[str]]:
 
 #: Modules a stage's code imports but does not run, so they are not in its list.
 NAMES_ONLY = {
+    "construct": {"fuse.py"},      # graph.parse() imports it; construct loads a graph parse has fused
     "optimize": {"construct.py"},  # engine._resolve imports ConvertedNetwork for an isinstance check
     "verify": {"runtime.py"},      # runs an engine on a GPU; the pipeline verifies the snapshot
 }
@@ -287,3 +289,54 @@ def test_on_the_real_converter_an_op_edit_rebuilds_no_engine(tmp_path, source_co
     append_comment(source_copy / "pipeline" / "cli.py")
     stages, _ = build(cfg, artifacts, backend)
     assert rebuilt(stages) == []
+
+
+CONSTRUCT_WITHOUT_TF = r"""
+import importlib.abc, json, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("TensorFlow is not installed here")
+sys.meta_path.insert(0, NoTensorFlow())
+from pipeline.backend import ConverterBackend
+from pipeline.config import load_config
+from pipeline.stages import StageContext, StageResult, run_stage
+from pipeline.store import ArtifactStore
+ctx = StageContext(load_config(sys.argv[2]), ArtifactStore(sys.argv[1]), ConverterBackend())
+upstream = {k: StageResult.from_dict(v) for k, v in json.loads(sys.argv[3]).items()}
+res = run_stage("construct", ctx, upstream)
+print(json.dumps(res.to_dict()))
+"""
+
+
+def test_on_the_real_converter_construct_runs_from_the_parsed_graph_without_tensorflow(tmp_path):
+    """Construct runs from parse's graph blob in a process where TensorFlow cannot be imported, and
+    the snapshot it stores is the one an in-process construct reuses (about 10 s)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from test_dashboard import tiny_config
+
+    from pipeline.backend import ConverterBackend
+    from pipeline.stages import components, run_stage
+
+    cfg = tiny_config(tmp_path)
+    artifacts = tmp_path / "artifacts"
+    ctx = StageContext(load_config(cfg), ArtifactStore(artifacts), ConverterBackend())
+    results = {}
+    for stage in ("freeze", "parse"):
+        results[stage] = run_stage(stage, ctx, dict(results))
+        assert results[stage].ok, results[stage].reason
+    assert set(results["parse"].outputs) == {"graph"} and results["parse"].meta["nodes"] > 0
+    upstream = json.dumps({k: v.to_dict() for k, v in results.items()})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run([sys.executable, "-c", CONSTRUCT_WITHOUT_TF, str(artifacts), str(cfg), upstream],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["status"] == "built", out
+    here = run_stage("construct", ctx, results)
+    assert here.status == "cached" and here.outputs == out["outputs"]
+    assert set(components("construct", ctx, results)["toolchain"]) == {"tensorrt_flavor", "tensorrt"}

@@ -106,8 +106,27 @@ def test_a_tensorrt_upgrade_keeps_the_frozen_graph(configs, artifacts):
     _, stages = build(path, artifacts, FakeBackend(toolchain={**tc, "tensorrt": "2.0"}))
     assert rebuilt(stages) == ["construct", "optimize", "verify"]
     assert "toolchain.tensorrt" in stages["optimize"]["reason"]
+    # a TensorFlow upgrade that freezes and parses to the same graph: construct (no TensorFlow) stays cached
     _, stages = build(path, artifacts, FakeBackend(toolchain={**tc, "tensorrt": "2.0", "tensorflow": "9"}))
-    assert rebuilt(stages) == ["freeze", "parse", "construct", "verify"] or rebuilt(stages) == STAGES[:3] + ("verify",)
+    assert rebuilt(stages) == ["freeze", "parse", "verify"]
+    assert stages["construct"]["status"] == "cached"
+
+
+def test_a_parse_manifest_from_before_the_graph_output_is_rebuilt_not_served(configs, artifacts, fake):
+    """An older pipeline's parse stored a report under the key (no graph): construct must not read it."""
+    path = configs.write()
+    build(path, artifacts, fake)
+    store = ArtifactStore(artifacts)
+    run = store.load_run(StageContext(load_config(path), store, fake).config_id)
+    key = run["stages"]["parse"]["key"]
+    old = dict(store.get_manifest("parse", key))
+    report = store.put_blob(b'{"nodes":6,"op_counts":{"Conv2D":3,"Relu":3}}', "parse-report")
+    store.put_manifest({**old, "outputs": {"report": report}})
+    summary, stages = build(path, artifacts, fake)
+    assert summary["ok"] and rebuilt(stages) == ["parse"] and fake.calls == ["parse"]
+    assert stages["parse"]["reason"] == "rebuilt: cached manifest has no graph output (written by an older tf2trt)"
+    assert stages["construct"]["status"] == "cached"  # the same graph as before: nothing downstream re-runs
+    assert "graph" in store.get_manifest("parse", key)["outputs"]
 
 
 def test_keys_hold_content_not_paths(configs, artifacts, fake, tmp_path):
@@ -217,3 +236,16 @@ def test_status_reads_the_last_run_from_the_store(configs, artifacts, fake):
     assert [s["status"] for s in row["stages"]] == ["cached"] * 5
     assert row["verification"]["passed"] is True and len(row["engine"]["digest"]) == 64
     assert collect_status(None, str(artifacts))[0]["name"] == "m"
+
+
+def test_a_dashboard_replay_never_builds(configs, artifacts, fake, monkeypatch):
+    """The replay that records an answered no-op build skips what is no longer cached instead of building it."""
+    path = configs.write(atol=1e-5)
+    summary, _ = build(path, artifacts, fake)
+    assert summary["ok"]
+    path.write_text(path.read_text().replace("atol: 1.0e-05", "atol: 2.0e-05").replace("atol: 1e-05", "atol: 2e-05"))
+    monkeypatch.setenv("TF2TRT_CACHED_ONLY", "1")
+    summary, stages = build(path, artifacts, fake)
+    assert statuses(stages)[:4] == ["cached"] * 4
+    assert stages["verify"]["status"] == "skipped" and "not cached any more" in stages["verify"]["reason"]
+    assert "verify" not in fake.calls
