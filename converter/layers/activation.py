@@ -81,7 +81,8 @@ def run(rec, p: Params, prepared, ins):
     x = ins[0]
     if not is_float(x):
         x = x.astype(np.float32)
-    return _act(p.activation, x, p.alpha, p.beta)
+    with np.errstate(all="ignore"):  # exp overflowing to inf in a branch np.where discards
+        return _act(p.activation, x, p.alpha, p.beta)
 
 
 KIND = base.register("ACTIVATION", Params, add=add, read=read, run=run, roles=ROLES)

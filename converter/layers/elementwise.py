@@ -3,6 +3,7 @@
 Semantics: both inputs must have the same rank (TensorRT does not prepend dims) and broadcast where a
 dimension is 1.  Integer ``DIV`` truncates toward zero (C semantics), ``FLOOR_DIV`` rounds down; integer
 ``POW`` is computed in float64 and cast back.  Comparisons (``EQUAL``/``GREATER``/``LESS``) give booleans.
+Floats follow IEEE 754 with floating-point errors silenced (x / 0 is ±inf or NaN, overflow inf, as on the GPU).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def read(layer):
 
 
 def run(rec, p: Params, prepared, ins):
+    with np.errstate(all="ignore"):
+        return _run(rec, p, ins)
+
+
+def _run(rec, p: Params, ins):
     a, b = ins
     if a.ndim != b.ndim:
         raise ExecutorError(f"layer {rec['name']!r}: ELEMENTWISE inputs of rank {a.ndim} and {b.ndim} "

@@ -310,6 +310,20 @@ def unary(ctx: ConversionContext, x: Value, op: str, suffix: str | None = None) 
     return ctx.out(layer.get_output(0), value_layout(x))
 
 
+def log1p(ctx: ConversionContext, u: Value, suffix: str = "log1p") -> Value:
+    """log(1 + u) accurate to a few ulps for float ``u`` in [-0.5, 1] (TensorRT has no LOG1P).
+
+    log(fl(1 + u)) alone loses u's low bits in the rounding of 1 + u (log(1 + 1e-8) = 0).  Goldberg's
+    correction: with w = fl(1 + u), w - 1 is exact (Sterbenz), and log(w)·u / (w - 1) cancels w's rounding
+    error to first order; where w = 1, log1p(u) = u to fp32 precision.
+    """
+    w = elementwise(ctx, u, scalar_like(u, 1), "SUM", f"{suffix}_w")
+    ratio = elementwise(ctx, u, elementwise(ctx, w, scalar_like(u, 1), "SUB", f"{suffix}_w_minus_1"), "DIV",
+                        f"{suffix}_ratio")
+    corrected = elementwise(ctx, unary(ctx, w, "LOG", f"{suffix}_log"), ratio, "PROD", f"{suffix}_corrected")
+    return select(ctx, elementwise(ctx, w, scalar_like(u, 1), "EQUAL", f"{suffix}_w_is_1"), u, corrected, suffix)
+
+
 def activation(ctx: ConversionContext, x: Value, kind: str, alpha: float | None = None,
                beta: float | None = None, suffix: str | None = None) -> Value:
     params = layers.activation.Params(kind, None if alpha is None else float(alpha),

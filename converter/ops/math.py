@@ -39,11 +39,74 @@ def convert_div(ctx, node, inputs):
     return elementwise(ctx, inputs[0], inputs[1], "DIV")
 
 
-@register("FloorMod", layers=("ElementWise",) * 3, folds=True, restrictions="computed as x - floor(x / y) * y")
+def _is_float(v: Value) -> bool:
+    return np.dtype(v.dtype).kind == "f"
+
+
+@register("FloorMod", layers=("ElementWise", "Unary", "Select", "Cast"), folds=True,
+          restrictions="integers: x - floor_div(x, y)·y; floats: TensorFlow's result to the bit on the reference "
+                       "executor (zeros keep x's sign, y = ±inf gives x or y) while |x / y| ≤ 2^24; beyond, the "
+                       "fp32 quotient has no fractional bits left and the result is a zero with x's sign "
+                       "(TensorFlow's exact fmod is in [0, |y|)); float16 is computed in float32")
 def convert_floor_mod(ctx, node, inputs):
+    """x - floor(x / y)·y, with the product's rounding error put back (see the comments)."""
     x, y = inputs
-    quotient = elementwise(ctx, x, y, "FLOOR_DIV", "floordiv")
-    return elementwise(ctx, x, elementwise(ctx, quotient, y, "PROD", "times"), "SUB")
+    if not _is_float(x):
+        quotient = elementwise(ctx, x, y, "FLOOR_DIV", "floordiv")
+        return elementwise(ctx, x, elementwise(ctx, quotient, y, "PROD", "times"), "SUB")
+    if x.dtype == np.float16:
+        # the splits below are sized for fp32's 24-bit significand (fp16's exact fmod is exact in fp32 too)
+        out = _floor_mod_f32(ctx, cast(ctx, x, np.float32, "x_to_float"), cast(ctx, y, np.float32, "y_to_float"),
+                             "floormod")
+        return cast(ctx, out, np.float16, None)
+    return _floor_mod_f32(ctx, x, y)
+
+
+def _floor_mod_f32(ctx, x: Value, y: Value, suffix: str | None = None) -> Value:
+    def const(number):
+        return scalar_like(x, number)
+
+    def ew(a, b, op, suffix):
+        return elementwise(ctx, a, b, op, suffix)
+
+    # TensorFlow computes t = fmod(x, y) exactly, then t + y where t ≠ 0 and the signs of t and y differ: the
+    # value x - n·y in [0, y) (or (y, 0]) for the integer n = floor(x / y) of the exact quotient.  In fp32,
+    # x - fl(n·y) loses the product's rounding error, which is as large as the result when x is close to a
+    # multiple of y (0.7 mod 0.1: fl(7·0.1) = 0.7 → 0 where TensorFlow gives 0.09999998); with |x| ~ 1e3 a
+    # third of all results are off, by up to 1.5·|y|.  So:
+    q = ew(x, y, "DIV", "quotient")
+    n = unary(ctx, q, "FLOOR", "floor")  # never too small; one too large when q rounds up onto an integer
+    prod = ew(n, y, "PROD", "times")
+    # Dekker's exact product: n·y = prod + err exactly when both factors are split into halves of ≤ 12
+    # significant bits (so every partial product is exact in fp32).  y by Veltkamp's split (c = 4097·y;
+    # yh = c - (c - y)), n, an integer with |n| ≤ 2^24, at a multiple of 4096.
+    c = ew(y, const(4097), "PROD", "veltkamp")
+    y_hi = ew(c, ew(c, y, "SUB", "veltkamp_diff"), "SUB", "y_hi")
+    y_lo = ew(y, y_hi, "SUB", "y_lo")
+    n_hi = ew(unary(ctx, ew(n, const(2.0 ** -12), "PROD", "n_scaled"), "ROUND", "n_scaled_round"), const(2.0 ** 12),
+              "PROD", "n_hi")
+    n_lo = ew(n, n_hi, "SUB", "n_lo")
+    err = ew(ew(ew(ew(ew(n_hi, y_hi, "PROD", "hh"), prod, "SUB", "hh_minus_prod"), ew(n_hi, y_lo, "PROD", "hl"),
+                   "SUM", "err_hl"), ew(n_lo, y_hi, "PROD", "lh"), "SUM", "err_lh"), ew(n_lo, y_lo, "PROD", "ll"),
+             "SUM", "err")
+    # |y| > FLT_MAX / 4097 overflows c; the uncorrected product is all that is left there
+    err = select(ctx, unary(ctx, err, "ISNAN", "err_nan"), const(0), err, "err_finite")
+    # x - prod is exact (Sterbenz: prod ≈ x) except for n = -1 with |x| ≪ |y|, where it rounds -|x| + |y| just as
+    # TensorFlow's t + y does; n = 0 keeps x itself, which also keeps 0·inf out for y = ±inf.
+    # (Should a fused GPU kernel contract x - n·y into an FMA, err is subtracted twice: off by ≤ ulp(x)/2, no
+    # sign flip — the uncorrected formula's error, without its wrong-side results.)
+    rem = select(ctx, ew(n, const(0), "EQUAL", "n_zero"), x,
+                 ew(ew(x, prod, "SUB", "x_minus_prod"), err, "SUB", "x_minus_ny"), "rem")
+    # one too large an n leaves rem on the wrong side of 0; y = ±inf with x of the other sign gives y
+    wrong_side = ew(ew(y, const(0), "LESS", "y_negative"), ew(rem, const(0), "LESS", "rem_negative"), "XOR",
+                    "wrong_side")
+    adjusted = select(ctx, wrong_side, ew(rem, y, "SUM", "plus_y"), rem, "adjusted")
+    # an exact multiple's zero has x's sign (x·0: x is finite here); past 2^24 n is not the quotient's integer
+    # (but y = 0 must stay NaN: there n = ±inf and rem is already NaN)
+    huge = ew(ew(unary(ctx, q, "ABS", "abs_quotient"), const(2.0 ** 24), "GREATER", "quotient_huge"),
+              unary(ctx, ew(y, const(0), "EQUAL", "y_zero"), "NOT", "y_nonzero"), "AND", "huge")
+    zero = ew(ew(rem, const(0), "EQUAL", "rem_zero"), huge, "OR", "zero")
+    return select(ctx, zero, ew(x, const(0), "PROD", "signed_zero"), adjusted, suffix)
 
 
 @register("DivNoNan", layers=("ElementWise", "Select"), folds=True, restrictions="0 where the divisor is 0")
@@ -71,14 +134,27 @@ def convert_not_equal(ctx, node, inputs):
     return unary(ctx, elementwise(ctx, inputs[0], inputs[1], "EQUAL", "equal"), "NOT")
 
 
-@register("GreaterEqual", layers=("ElementWise", "Unary"), folds=True)
+# x >= y is not "not (x < y)" for floats: both comparisons are false when either side is NaN.
+_OR_EQUAL_NOTE = "floats: (x {op} y) or (x == y), false where either is NaN; integers and booleans: not (x {neg} y)"
+
+
+def _or_equal(ctx, x, y, strict: str, negated: str):
+    if _is_float(x) or _is_float(y):
+        return elementwise(ctx, elementwise(ctx, x, y, strict, strict.lower()),
+                           elementwise(ctx, x, y, "EQUAL", "equal"), "OR")
+    return unary(ctx, elementwise(ctx, x, y, negated, negated.lower()), "NOT")
+
+
+@register("GreaterEqual", layers=("ElementWise", "Unary"), folds=True,
+          restrictions=_OR_EQUAL_NOTE.format(op=">", neg="<"))
 def convert_greater_equal(ctx, node, inputs):
-    return unary(ctx, elementwise(ctx, inputs[0], inputs[1], "LESS", "less"), "NOT")
+    return _or_equal(ctx, inputs[0], inputs[1], "GREATER", "LESS")
 
 
-@register("LessEqual", layers=("ElementWise", "Unary"), folds=True)
+@register("LessEqual", layers=("ElementWise", "Unary"), folds=True,
+          restrictions=_OR_EQUAL_NOTE.format(op="<", neg=">"))
 def convert_less_equal(ctx, node, inputs):
-    return unary(ctx, elementwise(ctx, inputs[0], inputs[1], "GREATER", "greater"), "NOT")
+    return _or_equal(ctx, inputs[0], inputs[1], "LESS", "GREATER")
 
 
 @register("AddN", layers=("ElementWise",), folds=True, restrictions="a chain of additions")
@@ -118,10 +194,69 @@ def convert_rsqrt(ctx, node, inputs):
     return unary(ctx, unary(ctx, inputs[0], "SQRT", "sqrt"), "RECIP")
 
 
-@register("Erfc", layers=("Unary", "ElementWise"), restrictions="computed as 1 - erf(x)")
+# Erfc.  ``1 - erf(x)`` cancels catastrophically for positive x: erf(x) rounds to a multiple of 2^-24 near 1,
+# so the result has an absolute error of up to 3e-8 whatever its size (relative 5e-6 at x = 2, 1e-3 at x = 3,
+# 4e-2 at x = 3.5, and 0 from x ≈ 3.92, where erfc is still 3e-8; erfc(5) = 1.5e-12 becomes 0 and 1/erfc(x)
+# inf).  It is kept only for x ≤ 0.5, where erfc(x) ≥ 0.47 and the cancellation costs at most one bit (for
+# x < 0, erfc = 1 + erf(|x|) ∈ (1, 2]: no cancellation at all).  For x > 0.5
+#
+#     erfc(x) = exp(-x²) · erfcx(x),   erfcx(x) = P(t) / (x + 2),   t = (x - 2) / (x + 2) ∈ [-0.6, 1)
+#
+# (the Shepherd–Laframboise variable: it maps [0.5, ∞) onto a finite interval on which (x + 2)·erfcx(x), which
+# tends to 1/√π, is smooth).  P is a degree-9 near-minimax fit of the relative error (Lawson-reweighted
+# Chebyshev least squares against scipy's float64 erfcx, then expanded in powers of t): 1.4e-8 relative error.
+# exp(-x²) is the other half of the accuracy: x² rounded to fp32 is off by up to x²·2^-24 (4.8e-6 at x = 9),
+# and exp turns that absolute error of its argument into a relative error of the result.  So x is split as
+# x = hi + lo with hi = round(256·x) / 256: m = round(256·x) ≤ 2688 has 12 bits, so -hi² = m·(-m/65536) is
+# exact in fp32, lo = x - hi is exact (Sterbenz), and x² = hi² + lo·(x + hi) where the second term is ≤ 0.042
+# and carries only its own rounding (≤ 2.5e-9 absolute).  erfc = (erfcx · exp(-lo·(x + hi))) · exp(-hi²), in
+# that order so nothing underflows before the last product.  The erfcx branch sees x clipped to [0.5, 10.5]
+# (10.5: erfc is below fp32's smallest subnormal from x ≈ 10.05, so the clip changes nothing but keeps
+# inf - inf out of lo), and a SELECT on x > 0.5 picks the branch.  NaN compares false, so it takes the
+# 1 - erf branch and stays NaN (a clip may turn NaN into a bound: CUDA's fmaxf returns the non-NaN operand).
+_ERFC_SPLIT = 0.5
+_ERFC_CLIP = 10.5
+_ERFC_P = (1.0215826938559456, -0.6871605682922656, 0.27947302308570654, -0.03644635681945076,
+           -0.021521418527855357, 0.006520707276861143, 0.0031203932166960742, -0.0009972849740569603,
+           -0.0006332991078764835, 0.00025168611923934717)  # P(t) = Σ _ERFC_P[k]·t^k
+
+
+def _erfc_large(ctx, x: Value) -> Value:
+    """erfc(x) for float32 x ≥ 0.5 (any x: it is clipped to [0.5, 10.5]); see the comment above."""
+    def const(number):
+        return scalar_like(x, number)
+
+    xc = activation(ctx, x, "CLIP", _ERFC_SPLIT, _ERFC_CLIP, suffix="clip")
+    den = elementwise(ctx, xc, const(2), "SUM", "x_plus_2")
+    t = elementwise(ctx, elementwise(ctx, xc, const(2), "SUB", "x_minus_2"), den, "DIV", "t")
+    poly = const(_ERFC_P[-1])
+    for k in range(len(_ERFC_P) - 2, -1, -1):  # Horner
+        poly = elementwise(ctx, elementwise(ctx, poly, t, "PROD", f"horner_mul_{k}"), const(_ERFC_P[k]), "SUM",
+                           f"horner_add_{k}")
+    erfcx = elementwise(ctx, poly, den, "DIV", "erfcx")
+    m = unary(ctx, elementwise(ctx, xc, const(256), "PROD", "scaled"), "ROUND", "m")
+    neg_hi2 = elementwise(ctx, m, elementwise(ctx, m, const(-1 / 65536), "PROD", "neg_m_scaled"), "PROD", "neg_hi2")
+    hi = elementwise(ctx, m, const(1 / 256), "PROD", "hi")
+    neg_lo = elementwise(ctx, hi, xc, "SUB", "neg_lo")
+    neg_tail = elementwise(ctx, neg_lo, elementwise(ctx, xc, hi, "SUM", "x_plus_hi"), "PROD", "neg_tail")
+    scaled = elementwise(ctx, erfcx, unary(ctx, neg_tail, "EXP", "exp_tail"), "PROD", "erfcx_tail")
+    return elementwise(ctx, scaled, unary(ctx, neg_hi2, "EXP", "exp_hi2"), "PROD", "large")
+
+
+@register("Erfc", layers=("Unary", "ElementWise", "Activation", "Select", "Cast"), check=float_only(),
+          restrictions="1 - erf(x) for x ≤ 0.5, else exp(-x²)·erfcx(x) with a polynomial erfcx and x² split so "
+                       "that exp's argument is exact: relative error < 5e-7 down to fp32 underflow (x ≈ 9.19); "
+                       "float16 is computed in float32; subnormal results for 9.19 < x < 10.05, where "
+                       "TensorFlow's CPU kernel flushes them to 0")
 def convert_erfc(ctx, node, inputs):
-    erf = unary(ctx, inputs[0], "ERF", "erf")
-    return elementwise(ctx, scalar_like(inputs[0], 1), erf, "SUB")
+    x = inputs[0]
+    half = x.dtype == np.float16
+    if half:
+        x = cast(ctx, x, np.float32, "to_float")
+    small = elementwise(ctx, scalar_like(x, 1), unary(ctx, x, "ERF", "erf"), "SUB", "one_minus_erf")
+    use_large = elementwise(ctx, x, scalar_like(x, _ERFC_SPLIT), "GREATER", "above_split")
+    out = select(ctx, use_large, _erfc_large(ctx, x), small, suffix=None if not half else "select")
+    return cast(ctx, out, np.float16, None) if half else out
 
 
 @register("ClipByValue", layers=("Activation",), folds=True,

@@ -7,8 +7,8 @@ import numpy as np
 from .. import layers
 from ..context import Value, channels_first_perm, identity_perm
 from ..errors import ConversionError
-from .helpers import (activation, channels_first, elementwise, float_only, is_static, reduce, register, reshape,
-                      scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of,
+from .helpers import (activation, channels_first, elementwise, float_only, is_static, log1p, reduce, register,
+                      reshape, scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of,
                       unary, value_layout)
 
 _FORMATS = ("NHWC", "NCHW", "NDHWC", "NCDHW", "NWC", "NCW")
@@ -246,7 +246,9 @@ def convert_elu(ctx, node, inputs):
     return activation(ctx, inputs[0], "ELU", 1.0)
 
 
-@register("Selu", layers=("Activation",), check=float_only())
+@register("Selu", layers=("Activation",), check=float_only(),
+          restrictions="Selu(-0) is +0: TensorRT's SELU takes the exponential branch for x ≤ 0, TensorFlow's "
+                       "kernel only for x < 0")
 def convert_selu(ctx, node, inputs):
     return activation(ctx, inputs[0], "SELU", _SELU_ALPHA, _SELU_SCALE)
 
@@ -261,15 +263,15 @@ def convert_tanh(ctx, node, inputs):
     return activation(ctx, inputs[0], "TANH")
 
 
-@register("Softplus", layers=("Activation", "Unary", "ElementWise"), check=float_only(),
-          restrictions="computed stably as relu(x) + log(1 + exp(-|x|))")
+@register("Softplus", layers=("Activation", "Unary", "ElementWise", "Select"), check=float_only(),
+          restrictions="computed stably as relu(x) + log1p(exp(-|x|)), log1p with Goldberg's correction")
 def convert_softplus(ctx, node, inputs):
+    """relu(x) + log1p(exp(-|x|)): no overflow for large x, and softplus(x) ≈ exp(x) keeps its relative accuracy
+    for x ≪ 0 (log(1 + exp(x)) is 0 from x ≈ -16.6 on, where TensorFlow gives exp(x))."""
     x = inputs[0]
     pos = activation(ctx, x, "RELU", suffix="relu")
     neg_abs = unary(ctx, unary(ctx, x, "ABS", "abs"), "NEG", "neg_abs")
-    log1p = unary(ctx, elementwise(ctx, unary(ctx, neg_abs, "EXP", "exp"), scalar_like(x, 1), "SUM", "one_plus"),
-                  "LOG", "log")
-    return elementwise(ctx, pos, log1p, "SUM")
+    return elementwise(ctx, pos, log1p(ctx, unary(ctx, neg_abs, "EXP", "exp")), "SUM")
 
 
 @register("Softsign", layers=("Activation",), check=float_only())
