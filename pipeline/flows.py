@@ -5,10 +5,13 @@ verify, made by one factory from the stage list (:data:`pipeline.stages.PIPELINE
 so a stage is defined in one place.  Tasks pass small JSON results (artifact
 digests, never artifact bytes) and have Prefect's own caching and result
 persistence turned off: caching is ours (:mod:`pipeline.stages`), keyed by
-content.  A cached stage finishes in a ``Cached`` state and a failed one in
-``Failed``, so the run graph reads like the CLI table.  Each build publishes
-three Prefect artifacts: the stage table, the verification table and the
-engine facts.
+content.  A cached stage finishes in a ``Cached`` state, a failed one in
+``Failed`` and a stage that did not run in a ``Skipped`` state of type
+CANCELLED — never drawn as a success — so the run graph reads like the CLI
+table; each stage task waits for the one before it, so the graph shows the
+pipeline order.  Each build publishes one markdown artifact, its build
+summary (stages with reasons, verification per output with tolerances and
+what was checked, engine facts), linked to the flow run that made it.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from .backend import load_backend
@@ -84,8 +87,8 @@ def _stage_body(stage: str, config_json: dict, artifacts: str | None, upstream: 
         return Failed(message=f"{stage}: {res.reason}", data=data)
     if res.status == "cached":
         return Completed(name="Cached", message=res.reason, data=data)
-    if res.status == "skipped":
-        return Completed(name="Skipped", message=res.reason, data=data)
+    if res.status == "skipped":  # did not run: not a success (CANCELLED is drawn grey, COMPLETED green)
+        return Cancelled(name="Skipped", message=res.reason, data=data)
     return Completed(message=res.reason, data=data)
 
 
@@ -153,7 +156,9 @@ def _finish(ctx: StageContext, results: dict[str, StageResult], publish: bool = 
         summary["error"] = place_error
     if publish:
         try:
-            publish_artifacts(summary)
+            ver = results.get("verify")
+            publish_artifacts(summary, (ver.meta.get("verification") if ver is not None else None) or {},
+                              ctx.config.spec.verification.model_dump(mode="json"))
         except Exception as exc:  # noqa: BLE001 - the dashboard is a view, never a build failure
             ctx.log.warning("could not publish dashboard artifacts: %s", exc)
     return summary
@@ -164,41 +169,70 @@ def _artifact_key(name: str, what: str) -> str:
     return f"tf2trt-{slug}-{what}"
 
 
-def publish_artifacts(summary: dict) -> None:
-    """Stage table, verification table and engine facts as Prefect artifacts."""
+_STATUS_MARK = {"built": "built", "cached": "cached", "failed": "**FAILED**", "skipped": "skipped (did not run)"}
+
+
+def publish_artifacts(summary: dict, report: dict | None = None, settings: dict | None = None) -> None:
+    """One build-summary markdown artifact per build (one card on the artifacts page, readable without clicks).
+
+    ``report`` is the verification report (``converter.verify``'s ``to_dict()``), ``settings`` the config's
+    verification section: together they say what was checked, on what, with which tolerances.
+    """
+    md = build_summary_markdown(summary, report or {}, settings or {})
+    verdict = "OK" if summary["ok"] else "FAILED"
+    create_markdown_artifact(key=_artifact_key(summary["name"], "summary"), markdown=md,
+                             description=f"Build summary of {summary['name']}: {verdict}")
+
+
+def build_summary_markdown(summary: dict, report: dict, settings: dict) -> str:
     name = summary["name"]
-    create_table_artifact(
-        key=_artifact_key(name, "stages"),
-        table=[{"stage": s["name"], "status": s["status"], "seconds": f"{s['seconds']:.3f}",
-                "reason": s["reason"]} for s in summary["stages"]],
-        description=f"Stage status of {name} ({summary['config']})",
-    )
+    verdict = "OK" if summary["ok"] else "FAILED"
+    lines = [f"# {name}: {verdict}", "", f"Config `{summary['config']}`."]
+    if summary.get("error"):
+        lines += ["", f"**Error:** {summary['error']}"]
+    lines += ["", "## Stages", "", "| stage | status | seconds | reason |", "| --- | --- | ---: | --- |"]
+    for s in summary["stages"]:
+        reason = str(s["reason"]).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {s['name']} | {_STATUS_MARK.get(s['status'], s['status'])} | {s['seconds']:.3f} | {reason} |")
     ver = summary["verification"]
-    rows = [{"output": o["name"], "max_abs_err": _num(o["max_abs_err"]), "max_rel_err": _num(o["max_rel_err"]),
-             "passed": "yes" if o["passed"] else "NO"} for o in ver["outputs"]]
-    if not rows:
-        rows = [{"output": "-", "max_abs_err": "-", "max_rel_err": "-", "passed": "not checked"}]
-    verdict = {True: "passed", False: "FAILED", None: "not run"}[ver["passed"]]
-    create_table_artifact(key=_artifact_key(name, "verification"), table=rows,
-                          description=f"Verification of {name}: {verdict} (checked on {ver['checked'] or '-'})")
+    lines += ["", "## Verification", ""]
+    if not ver["outputs"]:
+        why = "disabled in the config" if settings.get("enabled") is False else "not run (an earlier stage did not succeed)"
+        lines.append(f"Not checked: {why}.")
+    else:
+        checked = ver["checked"] or "-"
+        what = ("the network snapshot on the numpy reference executor (TensorRT's documented layer semantics); "
+                "the engine itself was **not** run (no GPU here)") if "reference" in str(checked) else \
+            f"the engine itself ({checked})"
+        samples = report.get("samples", settings.get("samples"))
+        inputs = "inputs from " + str(settings["inputs_npz"]) if settings.get("inputs_npz") else \
+            f"random inputs (seed {settings.get('seed', 0)})"
+        lines += [f"Compared TensorFlow with {what}, on {samples or 1} sample(s) of {inputs}. "
+                  f"Verdict: **{'passed' if ver['passed'] else 'FAILED'}**.", "",
+                  "| output | max_abs_err | max_rel_err | rtol | atol | passed |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+        detail = {o.get("name"): o for o in report.get("outputs", [])}
+        for o in ver["outputs"]:
+            d = detail.get(o["name"], {})
+            rtol, atol = d.get("rtol", settings.get("rtol")), d.get("atol", settings.get("atol"))
+            note = " (vacuous: every reference value is within atol)" if d.get("vacuous") else ""
+            lines.append(f"| {o['name']} | {_num(o['max_abs_err'])} | {_num(o['max_rel_err'])} | {_num(rtol)} | "
+                         f"{_num(atol)} | {'yes' if o['passed'] else '**NO**'}{note} |")
     f = summary["facts"]
-    md = "\n".join([
-        f"# Engine: {name}",
-        "",
-        "| fact | value |",
-        "| --- | --- |",
-        f"| layers | {f['layers'] if f['layers'] is not None else '-'} |",
-        f"| bytes | {f['bytes'] if f['bytes'] is not None else '-'} |",
-        f"| digest | `{f['digest'] or '-'}` |",
-        f"| TensorRT | {f['tensorrt_flavor']} {f['tensorrt']} |",
-        f"| target | {f['target']} |",
-        f"| placed at | {summary['engine']['path'] if summary['engine'] else '-'} |",
-    ])
-    create_markdown_artifact(key=_artifact_key(name, "engine"), markdown=md,
-                             description=f"Engine facts of {name}")
+    lines += ["", "## Engine", "", "| fact | value |", "| --- | --- |",
+              f"| placed at | {summary['engine']['path'] if summary['engine'] else '- (not placed)'} |",
+              f"| bytes | {f['bytes'] if f['bytes'] is not None else '-'} |",
+              f"| digest | `{f['digest'] or '-'}` |",
+              f"| layers | {f['layers'] if f['layers'] is not None else '-'} |",
+              f"| precision | {f.get('precision') or 'fp32 (TensorRT builder default)'} |",
+              f"| shapes | {f.get('profiles') or 'static (the config’s input shapes)'} |",
+              f"| TensorRT | {f['tensorrt_flavor']} {f['tensorrt']} |",
+              f"| target | {f['target']} |"]
+    return "\n".join(lines) + "\n"
 
 
 def _num(x) -> str:
+    if x is None:
+        return "-"
     return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
 
 
@@ -304,8 +338,21 @@ def _submit(stage: str, cfg: LoadedConfig, artifacts, results: dict[str, StageRe
     return TASKS[stage].submit(cfg.name, cfg.to_json(), artifacts, upstream)
 
 
-@flow(name="build_all", persist_result=False, log_prints=False, validate_parameters=False,
-      task_runner=ThreadPoolTaskRunner(max_workers=2))
+def _build_all_run_name() -> str:
+    """``build-<config>+<config>…``: a multi-config run is named after what it builds, not at random."""
+    from prefect.runtime import flow_run
+
+    names = []
+    for c in flow_run.parameters.get("configs") or []:
+        if isinstance(c, dict):
+            c = c.get("given") or c.get("path")
+        names.append(Path(str(c)).name.rsplit(".", 1)[0])
+    shown = "+".join(names[:3]) + (f"+{len(names) - 3}-more" if len(names) > 3 else "")
+    return "build-" + (shown or "configs")
+
+
+@flow(name="build_all", flow_run_name=_build_all_run_name, persist_result=False, log_prints=False,
+      validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def build_all(configs: list[str | dict], artifacts: str | None = None, publish: bool = True) -> list[dict]:
     """Build many configs; stages of different configs overlap, bounded by the task runner.
 

@@ -1,7 +1,9 @@
-"""The dashboard, for real: a Prefect server, a real-converter build against it, headless Chromium.
+"""The dashboard, for real: a Prefect server, real-converter builds against it, headless Chromium.
 
-Opens the flow run page, checks the five stages and the verification artifact
-are shown, keeps the screenshot (tmp_path, copied to docs/dashboard.png).
+Opens the flow run page, checks the five stages and the build-summary artifact
+are shown (screenshots copied to docs/dashboard.png and docs/dashboard-summary.png),
+then a failed build, whose stages that did not run must not be drawn as successes
+(docs/dashboard-failed.png).
 """
 
 from __future__ import annotations
@@ -34,15 +36,18 @@ keras.Model(inp, out).save(sys.argv[1])
 """
 
 
-def tiny_config(tmp_path, name="tiny"):
+def tiny_config(tmp_path, name="tiny", model_bytes: bytes | None = None):
     d = tmp_path / "cfg"
-    d.mkdir()
-    subprocess.run([sys.executable, "-c", TINY_MODEL, str(d / "tiny.keras")], check=True, timeout=300)
+    d.mkdir(exist_ok=True)
+    if model_bytes is None:
+        subprocess.run([sys.executable, "-c", TINY_MODEL, str(d / f"{name}.keras")], check=True, timeout=300)
+    else:
+        (d / f"{name}.keras").write_bytes(model_bytes)
     cfg = d / f"{name}.yaml"
     cfg.write_text(textwrap.dedent(f"""\
         name: {name}
         model:
-          path: tiny.keras
+          path: {name}.keras
         inputs:
           - name: image
             shape: [1, 16, 16, 3]
@@ -86,15 +91,36 @@ def test_dashboard_shows_stages_and_verification(tmp_path):
             browser.goto(f"{server.url}/runs/flow-run/{run['id']}")
             browser.wait_for_text([f"{s}-tiny" for s in STAGES] + ["Completed"], timeout=90)
             browser.click("#artifacts")
-            text = browser.wait_for_text(["tf2trt-tiny-verification", "tf2trt-tiny-stages", "tf2trt-tiny-engine",
-                                          "Verification of tiny: passed"], timeout=60)
+            text = browser.wait_for_text(["tf2trt-tiny-summary", "Build summary of tiny: OK"], timeout=60)
             browser.screenshot(shot)
             (art,) = _post(server.api_url + "/artifacts/filter",
-                           {"artifacts": {"key": {"any_": ["tf2trt-tiny-verification"]}}})
+                           {"artifacts": {"key": {"any_": ["tf2trt-tiny-summary"]}}})
+            assert art["flow_run_id"] == run["id"]
             browser.goto(f"{server.url}/artifacts/artifact/{art['id']}")
-            table = browser.wait_for_text(["probs", "max_abs_err", "yes"], timeout=60)
-        assert "tf2trt-tiny-verification" in text and "probs" in table
+            summary = browser.wait_for_text(["probs", "max_abs_err", "rtol", "reference executor", "precision"],
+                                            timeout=60)
+            browser.screenshot(shot.with_name("dashboard-summary.png"))
+
+            # a failed build: freeze fails, the four stages after it did not run
+            bad = tiny_config(tmp_path, name="broken", model_bytes=b"not a model")
+            res = subprocess.run([sys.executable, "-m", "pipeline", "build", str(bad), "--artifacts",
+                                  str(tmp_path / "artifacts"), "--json"], env=env, cwd=str(REPO),
+                                 capture_output=True, text=True, timeout=900)
+            assert res.returncode == 2, res.stderr[-5000:]  # a damaged model file: bad input
+            runs = _post(server.api_url + "/flow_runs/filter", {})
+            (failed,) = [r for r in runs if r["name"] == "build-broken"]
+            tasks = _post(server.api_url + "/task_runs/filter",
+                          {"flow_runs": {"id": {"any_": [failed["id"]]}}})
+            states = {t["name"].split("-")[0]: t["state"] for t in tasks}
+            assert states["freeze"]["type"] == "FAILED"
+            for stage in STAGES[1:]:  # grey "Skipped" (CANCELLED), never a green COMPLETED
+                assert states[stage]["type"] == "CANCELLED" and states[stage]["name"] == "Skipped", states
+            browser.goto(f"{server.url}/runs/flow-run/{failed['id']}")
+            failed_text = browser.wait_for_text(["freeze-broken", "Failed", "Skipped"], timeout=90)
+            browser.screenshot(shot.with_name("dashboard-failed.png"))
+        assert "tf2trt-tiny-summary" in text and "probs" in summary and "Skipped" in failed_text
         assert shot.stat().st_size > 10_000
-        shutil.copyfile(shot, REPO / "docs" / "dashboard.png")
+        for name in ("dashboard.png", "dashboard-summary.png", "dashboard-failed.png"):
+            shutil.copyfile(shot.with_name(name), REPO / "docs" / name)
     finally:
         server.stop()

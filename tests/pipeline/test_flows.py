@@ -47,6 +47,16 @@ def _artifacts(key):
     return asyncio.run(go())
 
 
+def _flow_run_name(flow_run_id) -> str:
+    from prefect.client.orchestration import get_client
+
+    async def go():
+        async with get_client() as client:
+            return (await client.read_flow_run(flow_run_id)).name
+
+    return asyncio.run(go())
+
+
 def test_build_flow_runs_five_named_tasks_and_publishes_artifacts(prefect_api, use_fake, configs, artifacts):
     from pipeline import flows
 
@@ -64,12 +74,16 @@ def test_build_flow_runs_five_named_tasks_and_publishes_artifacts(prefect_api, u
     assert {r.state.name for r in runs} == {"Cached"}
     assert sum(s["seconds"] for s in state.result()["stages"]) < 1.0
 
-    stage_table = _artifacts("tf2trt-flowcfg-stages")
-    assert stage_table and all(name in str(stage_table[0].data) for name in STAGES), stage_table
-    ver = _artifacts("tf2trt-flowcfg-verification")
-    assert ver and "max_abs_err" in str(ver[0].data) and "passed" in ver[0].description
-    eng = _artifacts("tf2trt-flowcfg-engine")
-    assert eng and "TensorRT" in eng[0].data and summary["engine_digest"] in eng[0].data
+    # one build-summary artifact per build, linked to its flow run
+    (art,) = [a for a in _artifacts("tf2trt-flowcfg-summary") if a.flow_run_id == state.state_details.flow_run_id]
+    md = art.data
+    assert art.description == "Build summary of flowcfg: OK"
+    assert all(f"| {name} | cached |" in md for name in STAGES), md
+    assert "| out |" in md and "max_abs_err" in md and "| rtol | atol |" in md
+    assert "reference executor" in md and "was **not** run" in md  # says what was checked (the fake's report)
+    assert "TensorRT" in md and summary["engine_digest"] in md and "precision" in md
+    for old in ("stages", "verification", "engine"):  # the three per-build cards it replaces
+        assert not _artifacts(f"tf2trt-flowcfg-{old}")
 
 
 def test_a_failed_stage_is_a_failed_task(prefect_api, use_fake, configs, artifacts):
@@ -82,7 +96,12 @@ def test_a_failed_stage_is_a_failed_task(prefect_api, use_fake, configs, artifac
     assert not summary["ok"]
     runs = {r.name.split("-")[0]: r for r in _settled_task_runs(state.state_details.flow_run_id, len(STAGES))}
     assert runs["freeze"].state.is_failed()
-    assert runs["optimize"].state.name == "Skipped"
+    # stages that did not run are not successes: CANCELLED (grey in the UI), never COMPLETED (green)
+    for stage in ("parse", "construct", "optimize", "verify"):
+        assert runs[stage].state.name == "Skipped" and runs[stage].state.type.value == "CANCELLED"
+    (art,) = [a for a in _artifacts("tf2trt-broken-summary") if a.flow_run_id == state.state_details.flow_run_id]
+    assert art.description == "Build summary of broken: FAILED" and "**FAILED**" in art.data
+    assert "skipped (did not run)" in art.data and "Not checked" in art.data
 
 
 def test_build_all_fans_out_with_a_bounded_runner(prefect_api, use_fake, configs, artifacts):
@@ -93,8 +112,10 @@ def test_build_all_fans_out_with_a_bounded_runner(prefect_api, use_fake, configs
     paths = [str(configs.write(name=f"c{i}", model=f"m{i}.keras", model_bytes=f"model {i}".encode()))
              for i in range(4)]
     runner = ThreadPoolTaskRunner(max_workers=2)
-    summaries = flows.build_all.with_options(task_runner=runner)(paths, str(artifacts))
+    state = flows.build_all.with_options(task_runner=runner)(paths, str(artifacts), return_state=True)
+    summaries = state.result()
     assert [s["name"] for s in summaries] == ["c0", "c1", "c2", "c3"]
+    assert _flow_run_name(state.state_details.flow_run_id) == "build-c0+c1+c2+1-more"  # named after its configs
     assert all(s["ok"] for s in summaries)
     assert all([x["status"] for x in s["stages"]] == ["built"] * 5 for s in summaries)
     summaries = flows.build_all.with_options(task_runner=runner)(paths, str(artifacts))
