@@ -1,8 +1,13 @@
 """tf2trt convert: one model to one engine, all five steps (freeze, parse, construct, optimize, verify) in one
 process, without the pipeline's cache.
 
-On failure it prints a short error and a hint, no traceback, and writes no engine file (except when only
-verification failed: then the engine is kept and the JSON says which outputs differ).
+On failure it prints a short error and a hint, no traceback, and writes no engine file, except when only
+verification failed (exit 1: the engine is kept and the JSON says which outputs differ) or could not run
+(exit 2, e.g. TensorFlow rejects the generated inputs: the engine is kept, unverified, and the message says so).
+
+--verify feeds real inputs (--inputs-npz) or seeded random ones that fit the model: integer inputs that index
+an embedding/gather table get values below its size, inputs cast to bool are padding masks; --input-range and
+--input-value override that per input.
 """
 
 from __future__ import annotations
@@ -58,6 +63,12 @@ def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     p.add_argument("--check-intermediates", action="store_true",
                    help="with --verify, also compare every intermediate TF tensor that has a TensorRT counterpart")
     p.add_argument("--inputs-npz", help="real inputs for --verify (arrays named after the inputs)")
+    p.add_argument("--input-range", action="append", default=[], metavar="NAME:LOW:HIGH",
+                   help="values of one input's random --verify data: integers (for integer and bool inputs) or "
+                        "uniform floats in [LOW, HIGH), HIGH exclusive, e.g. segment_ids:0:2 (repeatable; overrides "
+                        "the range derived from the graph)")
+    p.add_argument("--input-value", action="append", default=[], metavar="NAME:VALUE",
+                   help="one constant value for an input's --verify data, e.g. padding_mask:1 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance of --verify")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --verify")
@@ -84,9 +95,12 @@ def run_convert(args) -> int:
     except Exception as exc:  # noqa: BLE001 - rendered as a short message, never a traceback
         code, message, hint = _classify(exc)
         result["error"] = message + (f" (hint: {hint})" if hint else "")
-        console.print(f"[bold red]error:[/] {message}")
+        from rich.markup import escape
+
+        # messages quote TensorFlow (``indices[0,1] = 8 is not in [0, 2)``) and names: never Rich markup
+        console.print(f"[bold red]error:[/] {escape(message)}")
         if hint:
-            console.print(f"[yellow]hint:[/] {hint}")
+            console.print(f"[yellow]hint:[/] {escape(hint)}")
         if code != EXIT_VERIFY_FAILED and engine_path.exists() and result["engine"] is None:
             pass  # a pre-existing file from an earlier run is not ours to delete
         logging.getLogger(__name__).debug("conversion failed", exc_info=True)
@@ -108,6 +122,7 @@ def _convert(args, result: dict, console) -> int:
     from .freeze import freeze, parse_input_spec
 
     inputs = dict(parse_input_spec(s) for s in args.input)
+    input_ranges, input_values = _input_options(args)
     settings = BuilderSettings(workspace=args.workspace, opt_level=args.opt_level,
                                timing_cache=args.timing_cache, targets=tuple(args.target) if args.target else None)
     timings = result["timings"]
@@ -122,6 +137,13 @@ def _convert(args, result: dict, console) -> int:
     frozen = freeze(args.model, inputs=inputs or None, outputs=args.output or None,
                                signature=args.signature)
     timings["freeze"] = time.perf_counter() - t
+    if args.verify:
+        from .verify import check_input_options
+
+        # a misspelt input name fails now, not after the engine build
+        check_input_options(frozen, input_ranges, input_values, args.inputs_npz)
+    elif input_ranges or input_values or args.inputs_npz:
+        console.print("[yellow]note:[/] --input-range/--input-value/--inputs-npz only apply with --verify")
     counts = frozen.op_counts()
     result["tf_ops"] = sum(v for k, v in counts.items() if k not in STRUCTURAL_OPS)
     console.print(f"[green]freeze[/]    {timings['freeze']:.2f} s  {result['tf_ops']} ops "
@@ -156,28 +178,38 @@ def _convert(args, result: dict, console) -> int:
     console.print(f"[green]optimize[/]  {timings['optimize']:.2f} s  {len(engine)} bytes")
 
     report = None
+    not_verified = None
     if args.verify:
-        from .verify import verify
+        from .verify import VerificationError, verify
 
         t = time.perf_counter()
-        report = verify(frozen, net.snapshot, inputs_npz=args.inputs_npz, seed=args.seed,
-                        rtol=args.rtol, atol=args.atol, intermediates=args.check_intermediates)
+        try:
+            report = verify(frozen, net.snapshot, inputs_npz=args.inputs_npz, seed=args.seed,
+                            rtol=args.rtol, atol=args.atol, intermediates=args.check_intermediates,
+                            input_ranges=input_ranges, input_values=input_values)
+        except VerificationError as exc:
+            # verification could not run (the inputs do not fit the model): the engine is still good to keep
+            not_verified = exc
+            result["verification"] = {"checked": None, "passed": None, "error": exc.message,
+                                      "inputs": getattr(exc, "inputs", [])}
         timings["verify"] = time.perf_counter() - t
-        result["verification"] = {"checked": report.checked, "passed": report.passed,
-                                  "outputs": [{k: o[k] for k in ("name", "max_abs_err", "max_rel_err", "passed")}
-                                              for o in report.to_dict()["outputs"]]}
-        if report.intermediates is not None:
-            result["verification"]["intermediates"] = {k: report.intermediates[k] for k in ("checked", "failed")}
-        if report.first_divergence is not None:
-            result["verification"]["first_divergence"] = report.first_divergence
-        console.print(report.render())
+        if report is not None:
+            result["verification"] = report.summary()
+            console.print(report.render(), markup=False, highlight=False)
 
     meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": inputs_meta, "outputs": output_names})
     if report is not None:
         meta["verification"] = report.to_dict()
+    elif not_verified is not None:
+        meta["verification"] = {"passed": None, "error": not_verified.message}
     path = store_engine(engine, args.engine, meta)
     result["engine"] = {"path": str(path), "bytes": len(engine)}
     console.print(f"engine written to [bold]{path}[/]")
+    if not_verified is not None:
+        from .verify import VerificationError
+
+        raise VerificationError(f"{not_verified.message}\nthe engine was built and written to {path}, but it is "
+                                "NOT verified", not_verified.hint)
     if report is not None and not report.passed:
         failed = [o.name for o in report.outputs if not o.passed]
         parts = [f"outputs {', '.join(failed)}"] if failed else []
@@ -187,6 +219,24 @@ def _convert(args, result: dict, console) -> int:
         result["error"] = "verification failed for " + " and ".join(parts) + where
         return EXIT_VERIFY_FAILED
     return EXIT_OK
+
+
+def _input_options(args) -> tuple[dict, dict]:
+    """``--input-range`` and ``--input-value`` as the dicts :func:`converter.verify.verify` takes."""
+    from .verify import VerificationError, parse_input_range, parse_input_value
+
+    ranges, values = {}, {}
+    for text in args.input_range:
+        name, bounds = parse_input_range(text)
+        if name in ranges:
+            raise VerificationError(f"--input-range given twice for '{name}'", "give one range per input")
+        ranges[name] = bounds
+    for text in args.input_value:
+        name, value = parse_input_value(text)
+        if name in values:
+            raise VerificationError(f"--input-value given twice for '{name}'", "give one value per input")
+        values[name] = value
+    return ranges, values
 
 
 def main(argv=None) -> int:

@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -132,6 +133,206 @@ def _graph_def_class():
     return graph_pb2.GraphDef
 
 
+# --------------------------------------------------------------------------- what a model declares
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A tensor as the model declares it, before freezing: an unknown dimension is None, an unknown rank
+    is ``shape=None``.  (A :class:`TensorSpec` is the frozen, fully known counterpart.)"""
+
+    name: str
+    shape: tuple | None
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": None if self.shape is None else list(self.shape),
+                "display": shape_text(self.shape), "dtype": self.dtype}
+
+
+def shape_text(shape) -> str:
+    """``1x224x224x3``: ``?`` for an unknown dimension, ``?...`` for an unknown rank, ``scalar`` for rank 0."""
+    if shape is None:
+        return "?..."
+    if len(shape) == 0:
+        return "scalar"
+    return "x".join("?" if d is None else str(int(d)) for d in shape)
+
+
+@dataclass
+class ModelSource:
+    """A loaded model before its shapes are fixed: what it declares, and how to freeze it at given shapes.
+
+    Loading first and freezing later lets :func:`freeze` check the shapes
+    asked for against the model's own and report every problem of every
+    input in one message *before* tracing, and lets :mod:`converter.inspect`
+    show a model's interface while its shapes are still unknown.
+    """
+
+    kind: str  #: "keras", "saved_model", "function" or "frozen_pb"
+    inputs: list[ModelInput]
+    #: declared outputs, with shapes and dtypes where the model states them
+    outputs: list[ModelInput]
+    #: ``build(shapes, extra) -> FrozenGraph``: ``shapes`` fixes every input, ``extra`` declares
+    #: PlaceholderWithDefault nodes as inputs (see :func:`resolve_input_shapes`)
+    build: Callable
+    #: PlaceholderWithDefault nodes one may declare as inputs; None when only tracing reveals them
+    optional_inputs: list[ModelInput] | None = None
+    signature: str | None = None
+    #: SavedModel: every signature, as ``{name: {"inputs": [...], "outputs": [...]}}``
+    signatures: dict = field(default_factory=dict)
+    #: placeholders of a .pb that nothing the outputs need reads (never demanded as inputs)
+    unused_placeholders: list[str] = field(default_factory=list)
+    #: keeps what the traced functions need alive (a loaded SavedModel owns its variables)
+    keep: object = None
+
+    def freeze(self, inputs: dict[str, tuple] | None = None) -> "FrozenGraph":
+        shapes, extra = resolve_input_shapes(self, dict(inputs or {}))
+        return self.build(shapes, extra)
+
+
+#: example sizes the hints offer for unknown non-batch dimensions (rank-4 inputs are usually images)
+_EXAMPLE_IMAGE_DIM = 224
+_EXAMPLE_DIM = 16
+
+
+def _example_dim(shape: tuple) -> int:
+    return _EXAMPLE_IMAGE_DIM if len(shape) == 4 else _EXAMPLE_DIM
+
+
+def suggested_shape(inp: ModelInput, given: tuple | None = None) -> tuple[tuple[int, ...] | None, bool]:
+    """``(shape, guessed)``: the model's known dims, ``given`` where it fits, 1 for an unknown batch and an
+    example size for any other unknown dim (``guessed`` says whether one was needed)."""
+    if inp.shape is None:
+        return (tuple(given) if given else None), given is None
+    fits = given is not None and len(given) == len(inp.shape)
+    dims, guessed = [], False
+    for axis, d in enumerate(inp.shape):
+        if d is not None:
+            dims.append(int(d))
+        elif fits:
+            dims.append(int(given[axis]))
+        elif axis == 0:
+            dims.append(1)
+        else:
+            dims.append(_example_dim(inp.shape))
+            guessed = True
+    return tuple(dims), guessed
+
+
+def input_args(inputs: list[ModelInput], given: dict | None = None) -> tuple[str, str, bool, bool]:
+    """Ready-to-paste ``--input`` options and the Python ``inputs=`` for every input.
+
+    Returns ``(cli, python, unknown_batch, guessed)``: whether some input had an unknown batch
+    dimension (written as 1) and whether some other dimension is an example size.
+    """
+    given = given or {}
+    cli, py = [], []
+    unknown_batch = guessed = False
+    for inp in inputs:
+        shape, guess = suggested_shape(inp, given.get(inp.name))
+        guessed |= guess
+        if inp.shape and inp.shape[0] is None and not given.get(inp.name):
+            unknown_batch = True
+        if shape is None:
+            cli.append(f"--input {inp.name}:SHAPE")
+            py.append(f"{inp.name!r}: (...)")
+        else:
+            if shape:  # a scalar has nothing to give (and NAME:SHAPE cannot say rank 0)
+                cli.append(f"--input {inp.name}:{'x'.join(str(d) for d in shape)}")
+            py.append(f"{inp.name!r}: {tuple(shape)!r}")
+    return " ".join(cli), "inputs={" + ", ".join(py) + "}", unknown_batch, guessed
+
+
+def _mismatch(inp: ModelInput, given: tuple) -> str | None:
+    """Why ``given`` does not fit the model's declared shape of ``inp`` (None if it fits)."""
+    if inp.shape is None:
+        return None
+    if len(given) != len(inp.shape):
+        return (f"input '{inp.name}': the model's shape is {shape_text(inp.shape)} (rank {len(inp.shape)}), "
+                f"the given shape {shape_text(given)} has rank {len(given)}")
+    axes = [axis for axis, (d, g) in enumerate(zip(inp.shape, given)) if d is not None and int(d) != int(g)]
+    if axes:
+        return (f"input '{inp.name}': the model's shape is {shape_text(inp.shape)}, the given shape "
+                f"{shape_text(given)} differs in dimension{'s' if len(axes) > 1 else ''} "
+                f"{', '.join(str(a) for a in axes)}")
+    return None
+
+
+def resolve_input_shapes(source: ModelSource, overrides: dict,
+                         require_all: bool = True) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """Every declared input's fixed shape, and the overrides that name PlaceholderWithDefault nodes.
+
+    A given shape must fit the model's (same rank, same known dimensions);
+    an unknown batch dimension (axis 0) becomes 1; any other unknown
+    dimension, or an unknown rank, needs a given shape.  Every problem of
+    every input is collected into one :class:`FreezeError`, whose hint is a
+    ready-to-paste ``--input`` list for all inputs, so nobody learns a
+    model's inputs one failed run at a time.  ``require_all=False`` only
+    checks the overrides (inputs whose shape stays unknown are left out).
+    """
+    declared = {i.name: i for i in source.inputs}
+    optional = {i.name: i for i in source.optional_inputs or []}
+    overrides = {name: tuple(int(d) for d in shape) for name, shape in overrides.items()}
+    problems: list[str] = []
+    unknown_names = sorted(n for n in overrides
+                           if n not in declared and source.optional_inputs is not None and n not in optional)
+    shapes: dict[str, tuple] = {}
+    for inp in source.inputs:
+        given = overrides.get(inp.name)
+        if given is not None:
+            problem = _mismatch(inp, given)
+            if problem:
+                problems.append(problem)
+            shapes[inp.name] = given
+        elif inp.shape is None:
+            if require_all:
+                problems.append(f"input '{inp.name}' ({inp.dtype}) has an unknown rank")
+        else:
+            axes = [axis for axis, d in enumerate(inp.shape) if d is None and axis > 0]
+            if axes and not require_all:
+                continue
+            if axes:
+                problems.append(f"input '{inp.name}' (shape {shape_text(inp.shape)}, {inp.dtype}) has "
+                                + (f"unknown dimensions {', '.join(str(a) for a in axes)}" if len(axes) > 1
+                                   else f"an unknown dimension {axes[0]}"))
+            else:
+                shapes[inp.name] = tuple(1 if d is None else int(d) for d in inp.shape)
+                if inp.shape and inp.shape[0] is None:
+                    log.info("input '%s': unknown batch dimension set to 1", inp.name)
+    extra = {n: s for n, s in overrides.items() if n not in declared and n not in unknown_names}
+    for name, given in extra.items():
+        if name in optional:
+            problem = _mismatch(optional[name], given)
+            if problem:
+                problems.append(problem.replace("input ", "PlaceholderWithDefault ", 1))
+    if not (problems or unknown_names):
+        return shapes, extra
+    lines = []
+    if unknown_names:
+        lines.append(f"unknown input name(s) {unknown_names}; the model's inputs are {list(declared)}"
+                     + (f" (and PlaceholderWithDefault nodes {list(optional)})" if optional else ""))
+    if len(problems) == 1:
+        lines += problems
+    elif problems:
+        lines.append(f"{len(problems)} input shape problems:")
+        lines += [f"  - {p}" for p in problems]
+    fitting = {n: s for n, s in overrides.items() if n in declared and not _mismatch(declared[n], s)}
+    cli, py, unknown_batch, guessed = input_args(source.inputs, fitting)
+    notes = []
+    if unknown_batch:
+        notes.append("1 stands for the unknown batch size (what tf2trt uses when no shape is given)")
+    if guessed:
+        notes.append(f"{_EXAMPLE_DIM} (or {_EXAMPLE_IMAGE_DIM} for images) is only an example for the other "
+                     "unknown dimensions: use the sizes you will run")
+    hint = f"give every input a shape that fits the model: {cli} (in Python: {py})"
+    if notes:
+        hint += "; " + "; ".join(notes)
+    if unknown_names and not problems:
+        hint = "use the model's input names (tf2trt inspect MODEL lists them)"
+    raise FreezeError("\n".join(lines), hint)
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -143,55 +344,71 @@ def freeze(
 ) -> FrozenGraph:
     """Freeze ``model`` into a :class:`FrozenGraph`.
 
-    ``inputs`` overrides input shapes by name (needed for unknown non-batch
-    dimensions; an unknown batch dimension defaults to 1).  ``outputs`` selects
-    output names (Keras output names, signature keys, or node names of a
-    ``.pb``); by default all outputs of the model are kept.
+    ``model`` is a path (``.keras``, ``.h5``, SavedModel directory, ``.pb``),
+    a Keras model (Keras 3 or tf_keras), a ``tf.function`` with an input
+    signature, or a concrete function.  ``inputs`` gives shapes by input name:
+    needed for unknown non-batch dimensions (an unknown batch dimension
+    becomes 1), and it may also name a ``PlaceholderWithDefault`` node to feed
+    it (undeclared, it takes its default).  ``outputs`` selects output names
+    (Keras output names, signature keys, or node names of a ``.pb``); by
+    default all outputs of the model are kept.
     """
-    inputs = dict(inputs or {})
+    return open_model(model, signature=signature, outputs=outputs).freeze(inputs)
+
+
+def open_model(model, signature: str | None = "serving_default", outputs: list[str] | None = None) -> ModelSource:
+    """Load ``model`` (any source :func:`freeze` takes) and say what it declares, without fixing shapes.
+
+    ``signature=None`` picks a SavedModel's ``serving_default``, or its only
+    (else its first) signature: for inspecting, not converting.
+    """
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.exists():
             raise FreezeError(f"model not found: {path}", "check the path")
         if path.is_dir():
-            return _freeze_saved_model(path, signature, inputs, outputs)
+            return _open_saved_model(path, signature, outputs)
         suffix = path.suffix.lower()
         if suffix == ".pb":
-            return _freeze_pb(path, inputs, outputs)
+            return _open_pb(path, outputs)
         if suffix in (".keras", ".h5", ".hdf5"):
-            return _freeze_keras(_load_keras_file(path), inputs, outputs)
+            return _open_keras(_load_keras_file(path), outputs)
         raise FreezeError(
             f"don't know how to load '{path.name}'",
             "pass a .keras or .h5 file, a SavedModel directory or a frozen .pb",
         )
     import tensorflow as tf
 
-    if hasattr(model, "inputs") and hasattr(model, "outputs") and callable(model):
-        return _freeze_keras(model, inputs, outputs)
+    # functions first: a concrete function also has .inputs/.outputs and is callable, like a Keras model
     if isinstance(model, tf.types.experimental.ConcreteFunction):
-        return _freeze_concrete(model, inputs, outputs, output_names=None)
+        return _open_concrete(model, outputs)
     if isinstance(model, tf.types.experimental.GenericFunction):
-        specs = model.input_signature
-        if specs is None:
+        if model.input_signature is None:
             raise FreezeError(
-                "tf.function has no input_signature", "decorate it with input_signature=[tf.TensorSpec(...)]"
-            )
-        flat = tf.nest.flatten(specs)
-        unknown = set(inputs) - {s.name for s in flat}
-        if unknown:
-            raise FreezeError(f"unknown input name(s) {sorted(unknown)}; the function's inputs are "
-                              f"{[s.name for s in flat]}", "use one of the input names")
-        specs = [_override_spec(s, inputs, i) for i, s in enumerate(specs)]
-        if any(tuple(s.shape) != tuple(o.shape) for s, o in zip(specs, model.input_signature)):
-            # the function's own signature would win over the shapes asked for: retrace through a wrapper
-            wrapper = tf.function(lambda *args: model(*args), autograph=False)
-            concrete = wrapper.get_concrete_function(*specs)
-        else:
-            concrete = model.get_concrete_function(*specs)
-        return _freeze_concrete(concrete, inputs, outputs, output_names=None,
-                                input_names=[s.name for s in specs])
+                "tf.function has no input_signature",
+                "decorate it with input_signature=[tf.TensorSpec(...)], or pass "
+                "f.get_concrete_function(tf.TensorSpec(...))")
+        return _open_concrete(model.get_concrete_function(), outputs)
+    if _is_keras_model(model):
+        return _open_keras(model, outputs)
+    if _looks_like_keras(model):
+        raise FreezeError(f"Keras model {type(model).__name__} has no inputs yet",
+                          "a subclassed model knows its inputs only once built: call it on an example batch "
+                          "(or build it with model.build(shape)) before freezing, or use a functional model")
     raise FreezeError(f"unsupported model object of type {type(model).__name__}",
-                      "pass a path, a tf.keras.Model, a tf.function or a concrete function")
+                      "pass a path, a Keras model, a tf.function with an input_signature or a concrete function")
+
+
+def _looks_like_keras(model) -> bool:
+    return any(c.__module__.split(".")[0] in ("keras", "tf_keras") for c in type(model).__mro__)
+
+
+def _is_keras_model(model) -> bool:
+    try:
+        return (callable(model) and getattr(model, "inputs", None) is not None
+                and getattr(model, "outputs", None) is not None)
+    except Exception:  # noqa: BLE001 - an unbuilt subclassed model raises on .inputs
+        return False
 
 
 def _load_keras_file(path: Path):
@@ -212,53 +429,63 @@ def _load_keras_file(path: Path):
                       "is it a Keras model file? Re-save it with model.save('model.keras')")
 
 
-def _override_spec(spec, overrides: dict, index: int):
+def _dims(shape) -> tuple | None:
+    """A TF/Keras shape as a tuple of ints and None (None for an unknown rank)."""
     import tensorflow as tf
 
-    name = spec.name or f"input_{index}"
-    shape = overrides.get(name)
-    if shape is not None:
-        return tf.TensorSpec(shape, spec.dtype, name=name)
-    dims = list(spec.shape.as_list()) if spec.shape.rank is not None else None
-    if dims is None:
-        raise FreezeError(f"input '{name}' has unknown rank", f"give its shape with --input {name}:1x...")
-    for axis, dim in enumerate(dims):
-        if dim is None:
-            if axis == 0:
-                dims[0] = 1
-            else:
-                raise FreezeError(
-                    f"input '{name}' has an unknown dimension {axis} (shape {spec.shape})",
-                    f"give a full shape with --input {name}:" + "x".join(str(d or 'N') for d in [1] + dims[1:]),
-                )
-    return tf.TensorSpec(dims, spec.dtype, name=name)
+    shape = tf.TensorShape(shape)
+    return None if shape.rank is None else tuple(shape.as_list())
 
 
-def _freeze_keras(model, inputs: dict, outputs: list[str] | None) -> FrozenGraph:
+def _dtype_name(dtype) -> str:
     import tensorflow as tf
 
-    keras_inputs = list(model.inputs)
-    specs = []
-    names = []
-    for i, tensor in enumerate(keras_inputs):
-        name = _keras_tensor_name(tensor, f"input_{i}")
-        names.append(name)
-        spec = tf.TensorSpec(tuple(tensor.shape), tensor.dtype, name=name)
-        specs.append(_override_spec(spec, inputs, i))
-    unknown = set(inputs) - set(names)
-    if unknown:
-        raise FreezeError(f"unknown input name(s) {sorted(unknown)}; the model's inputs are {names}",
-                          "use one of the model's input names")
+    return tf.as_dtype(dtype).name
+
+
+def _open_keras(model, outputs) -> ModelSource:
+    """A Keras model (Keras 3 or tf_keras), called with its inputs in the structure it was built with."""
+    import tensorflow as tf
+
+    flat = list(model.inputs)
+    names = [_keras_tensor_name(tensor, f"input_{i}") for i, tensor in enumerate(flat)]
+    declared = [ModelInput(n, _dims(t.shape), _dtype_name(t.dtype)) for n, t in zip(names, flat)]
+    pack = _input_packer(model, flat)
     output_names = _keras_output_names(model)
-    single_input = len(specs) == 1
 
-    @tf.function(autograph=False)
-    def call(*args):
-        result = model(args[0] if single_input else list(args), training=False)
-        return result
+    def build(shapes: dict, extra: dict) -> FrozenGraph:
+        specs = [tf.TensorSpec(shapes[n], t.dtype, name=n) for n, t in zip(names, flat)]
 
-    concrete = call.get_concrete_function(*specs)
-    return _freeze_concrete(concrete, inputs, outputs, output_names=output_names, input_names=names)
+        @tf.function(autograph=False)
+        def call(*args):
+            return model(pack(args), training=False)
+
+        concrete = call.get_concrete_function(*specs)
+        return _freeze_concrete(concrete, names, extra, outputs, output_names=output_names)
+
+    return ModelSource("keras", declared, _keras_declared_outputs(model, output_names), build)
+
+
+def _input_packer(model, flat: list):
+    """``pack(args)``: the flat traced inputs in the structure the model takes (a dict, nested lists…).
+
+    ``model.inputs`` is flat (a dict's values in sorted-key order); a Keras 3
+    functional model built on a dict refuses a list, so the call rebuilds the
+    structure of ``model.input`` by tensor identity.
+    """
+    import tensorflow as tf
+
+    try:
+        structure = model.input
+    except Exception:  # noqa: BLE001 - some models (several call nodes) have no single input structure
+        structure = None
+    index = {id(t): i for i, t in enumerate(flat)}
+    leaves = tf.nest.flatten(structure) if structure is not None else []
+    if structure is None or sorted(index.get(id(t), -1) for t in leaves) != list(range(len(flat))):
+        return lambda args: args[0] if len(args) == 1 else list(args)
+    if not tf.nest.is_nested(structure):
+        return lambda args: args[0]
+    return lambda args: tf.nest.map_structure(lambda t: args[index[id(t)]], structure)
 
 
 def _keras_tensor_name(tensor, default: str) -> str:
@@ -279,7 +506,47 @@ def _keras_output_names(model) -> list[str]:
     return [_keras_tensor_name(t, f"output_{i}") for i, t in enumerate(model.outputs)]
 
 
-def _freeze_saved_model(path: Path, signature: str, inputs: dict, outputs) -> FrozenGraph:
+def _keras_declared_outputs(model, output_names: list[str]) -> list[ModelInput]:
+    """The outputs as frozen names them: a dict output by its keys, else by Keras output names."""
+    try:
+        structure = model.output
+    except Exception:  # noqa: BLE001
+        structure = None
+    if isinstance(structure, dict):
+        pairs = _leaves_with_paths(structure)
+    else:
+        pairs = list(zip(output_names, model.outputs))
+    return [ModelInput(name, _dims(t.shape), _dtype_name(t.dtype)) for name, t in pairs]
+
+
+def _leaves_with_paths(structure, path: tuple = ()) -> list[tuple[str, object]]:
+    """``(path, leaf)`` pairs in ``tf.nest.flatten`` order (mapping keys sorted), paths joined with ``/``."""
+    from collections.abc import Mapping
+
+    if isinstance(structure, Mapping):
+        items = sorted(structure.items(), key=lambda kv: kv[0])
+    elif isinstance(structure, tuple) and hasattr(structure, "_fields"):
+        items = list(zip(structure._fields, structure))
+    elif isinstance(structure, (list, tuple)):
+        items = list(enumerate(structure))
+    else:
+        return [("/".join(str(p) for p in path), structure)]
+    pairs = []
+    for key, value in items:
+        pairs += _leaves_with_paths(value, path + (key,))
+    return pairs
+
+
+def _describe_signature(fn) -> dict:
+    kwargs = fn.structured_input_signature[1]
+    return {"inputs": [ModelInput(k, _dims(v.shape), v.dtype.name) for k, v in sorted(kwargs.items())],
+            "outputs": [ModelInput(k, _dims(v.shape), v.dtype.name)
+                        for k, v in _leaves_with_paths(fn.structured_outputs)
+                        if hasattr(v, "shape")]}
+
+
+def _open_saved_model(path: Path, signature: str | None, outputs) -> ModelSource:
+    """A SavedModel signature: inputs are its keyword arguments, outputs its (sorted) output keys."""
     import tensorflow as tf
 
     if not (path / "saved_model.pb").exists():
@@ -290,67 +557,137 @@ def _freeze_saved_model(path: Path, signature: str, inputs: dict, outputs) -> Fr
     except Exception as exc:  # noqa: BLE001
         raise FreezeError(f"could not load SavedModel '{path}': {exc}", "check the TensorFlow version") from exc
     signatures = dict(loaded.signatures)
+    if signature is None:
+        if not signatures:
+            raise FreezeError(f"SavedModel '{path}' has no signatures",
+                              "save it with tf.saved_model.save(obj, path, signatures=...)")
+        signature = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
     if signature not in signatures:
         raise FreezeError(f"SavedModel has no signature '{signature}'; it has {sorted(signatures)}",
                           "choose one with --signature")
     concrete = signatures[signature]
     arg_specs = concrete.structured_input_signature[1]
-    names = sorted(arg_specs)
-    unknown = set(inputs) - set(names)
-    if unknown:
-        raise FreezeError(f"unknown input name(s) {sorted(unknown)}; the signature's inputs are {names}",
-                          "use one of the signature's input names")
-    specs = {n: _override_spec(tf.TensorSpec(arg_specs[n].shape, arg_specs[n].dtype, name=n), inputs, i)
-             for i, n in enumerate(names)}
-    if any(specs[n].shape != arg_specs[n].shape for n in names):
-        fn = tf.function(lambda **kw: concrete(**kw), autograph=False)
-        concrete2 = fn.get_concrete_function(**specs)
-        concrete2._tf2trt_keep = loaded  # keep variables alive
-        return _freeze_concrete(concrete2, inputs, outputs, output_names=sorted(concrete.structured_outputs),
-                                input_names=names, structured_keys=True, keep=loaded)
-    return _freeze_concrete(concrete, inputs, outputs, output_names=sorted(concrete.structured_outputs),
-                            input_names=names, structured_keys=True, keep=loaded)
+    names = sorted(arg_specs)  # a signature's flat inputs are its keyword arguments in sorted order
+    described = {name: _describe_signature(fn) for name, fn in sorted(signatures.items())}
+
+    def build(shapes: dict, extra: dict) -> FrozenGraph:
+        fn = concrete
+        if any(tuple(shapes[n]) != _dims(arg_specs[n].shape) for n in names):
+            # the signature's own shapes would win over the ones asked for: retrace through a wrapper
+            specs = {n: tf.TensorSpec(shapes[n], arg_specs[n].dtype, name=n) for n in names}
+            wrapper = tf.function(lambda **kw: concrete(**kw), autograph=False)
+            fn = wrapper.get_concrete_function(**specs)
+        return _freeze_concrete(fn, names, extra, outputs)
+
+    return ModelSource("saved_model", described[signature]["inputs"], described[signature]["outputs"], build,
+                       signature=signature, signatures=described, keep=loaded)
 
 
-def _freeze_concrete(concrete, inputs: dict, outputs, output_names=None, input_names=None,
-                     structured_keys: bool = False, keep=None) -> FrozenGraph:
+def _open_concrete(concrete, outputs) -> ModelSource:
+    """A concrete function: inputs are its non-captured placeholders, named as in its graph."""
     import tensorflow as tf
 
-    graph = concrete.graph
-    gd = graph.as_graph_def()
-    # Map flat output tensors to names
-    flat_outputs = [t.name for t in concrete.outputs]
-    if structured_keys and isinstance(concrete.structured_outputs, dict):
-        out_map = {k: v.name for k, v in concrete.structured_outputs.items()}
-    else:
-        if output_names is None or len(output_names) != len(flat_outputs):
-            output_names = [f"output_{i}" if len(flat_outputs) > 1 else "output_0" for i in range(len(flat_outputs))]
-            if len(flat_outputs) == 1:
-                output_names = ["output_0"]
-        out_map = dict(zip(output_names, flat_outputs))
+    graph_inputs = _argument_tensors(concrete)
+    names = [t.name.split(":")[0] for t in graph_inputs]
+    declared = [ModelInput(n, _dims(t.shape), t.dtype.name) for n, t in zip(names, graph_inputs)]
+    out_decl = [ModelInput(name, _dims(concrete.graph.get_tensor_by_name(ref).shape),
+                           concrete.graph.get_tensor_by_name(ref).dtype.name)
+                for name, ref in _output_map(concrete, None).items()]
+    structure = concrete.structured_input_signature
+
+    def build(shapes: dict, extra: dict) -> FrozenGraph:
+        fn = concrete
+        if any(tuple(shapes[n]) != d.shape for n, d in zip(names, declared)):
+            # retrace at the fixed shapes: the leaves of the signature, in order, are the graph's inputs
+            new_specs = iter(tf.TensorSpec(shapes[n], t.dtype, name=n) for n, t in zip(names, graph_inputs))
+            args, kwargs = tf.nest.map_structure(
+                lambda leaf: next(new_specs) if isinstance(leaf, tf.TensorSpec) else leaf, structure)
+            wrapper = tf.function(lambda *a, **kw: concrete(*a, **kw), autograph=False)
+            fn = wrapper.get_concrete_function(*args, **kwargs)
+        return _freeze_concrete(fn, names, extra, outputs)
+
+    return ModelSource("function", declared, out_decl, build)
+
+
+def _argument_tensors(concrete) -> list:
+    """The graph placeholders a concrete function is called with (not the captured variables/constants)."""
+    captured = {internal.name for _, internal in concrete.graph.captures}
+    return [t for t in concrete.inputs if t.name not in captured]
+
+
+def _output_map(concrete, output_names: list[str] | None) -> dict[str, str]:
+    """Public output name → graph tensor name.
+
+    A dict of outputs (a SavedModel signature, a Keras 3 model returning a
+    dict) is named by its keys (``a/b`` when nested).  ``concrete.outputs``
+    is the flat list of graph tensors in ``tf.nest.flatten`` order of
+    ``structured_outputs``, so keys and tensors are paired by position: a
+    loaded signature's ``structured_outputs`` hold TensorSpecs named after
+    the keys, not graph tensors.  Other outputs take ``output_names`` (Keras
+    output names) or ``output_0``, ``output_1``…
+    """
+    flat = [t.name for t in concrete.outputs]
+    structured = concrete.structured_outputs
+    if isinstance(structured, dict):
+        keys = [path for path, leaf in _leaves_with_paths(structured) if leaf is not None]
+        if len(keys) == len(flat):
+            return dict(zip(keys, flat))
+        log.debug("structured outputs %s do not pair with flat outputs %s", keys, flat)
+    if output_names and len(output_names) == len(flat) and len(set(output_names)) == len(flat):
+        return dict(zip(output_names, flat))
+    return {f"output_{i}": name for i, name in enumerate(flat)}
+
+
+def _freeze_concrete(concrete, input_names: list[str], extra: dict, outputs, output_names=None) -> FrozenGraph:
+    """Inline, replace variables by constants, name inputs and outputs, prune and fold a traced function."""
+    from .errors import InternalError
+
+    out_map = _output_map(concrete, output_names)
     if outputs:
         missing = [o for o in outputs if o not in out_map]
         if missing:
             raise FreezeError(f"unknown output name(s) {missing}; the model's outputs are {list(out_map)}",
                               "use one of the model's output names")
         out_map = {o: out_map[o] for o in outputs}
-    # Inputs: placeholders that are not captures
-    capture_placeholders = {internal.name for _, internal in graph.captures}
-    input_tensors = [t for t in concrete.inputs if t.name not in capture_placeholders]
     specs = []
-    for i, t in enumerate(input_tensors):
-        dims = t.shape.as_list()
-        name = (input_names[i] if input_names and i < len(input_names) else t.name.split(":")[0])
-        if any(d is None for d in dims):
-            raise FreezeError(f"input '{name}' has unknown dimensions {dims}", f"give its shape with --input {name}:...")
+    for name, t in zip(input_names, _argument_tensors(concrete)):
+        dims = _dims(t.shape)
+        if dims is None or None in dims:
+            raise InternalError(f"input '{name}' was traced with unknown dimensions {shape_text(dims)}")
         specs.append((t.name.split(":")[0], TensorSpec(name, tuple(dims), t.dtype.name)))
-    # Variables -> constants
     values = _capture_values(concrete)
-    gd = inline_functions(gd)
+    gd = inline_functions(concrete.graph.as_graph_def())
     constants: dict[str, np.ndarray] = {}
     gd = _replace_resources(gd, values, constants)
     del values
+    specs += _declared_defaults(gd, extra, [s.name for _, s in specs])
     return _finish(gd, specs, out_map, constants)
+
+
+def _declared_defaults(gd, extra: dict, input_names: list[str]) -> list[tuple[str, TensorSpec]]:
+    """Specs for the PlaceholderWithDefault nodes named in ``extra``: declared, they become inputs."""
+    from tensorflow import dtypes
+
+    if not extra:
+        return []
+    defaults = {n.name: n for n in gd.node if n.op == "PlaceholderWithDefault"}
+    unknown = sorted(set(extra) - set(defaults))
+    if unknown:
+        raise FreezeError(f"unknown input name(s) {unknown}; the model's inputs are {input_names}"
+                          + (f" (and PlaceholderWithDefault nodes {sorted(defaults)})" if defaults else ""),
+                          "use the model's input names (tf2trt inspect MODEL lists them)")
+    specs = []
+    for name, shape in extra.items():
+        node = defaults[name]
+        attr = node.attr["shape"].shape
+        declared = ModelInput(name, None if attr.unknown_rank else tuple(d.size if d.size >= 0 else None
+                                                                          for d in attr.dim))
+        problem = _mismatch(declared, shape)
+        if problem:
+            raise FreezeError(problem.replace("input ", "PlaceholderWithDefault ", 1),
+                              f"give it a shape that fits: --input {name}:{shape_text(suggested_shape(declared, shape)[0])}")
+        specs.append((name, TensorSpec(name, tuple(shape), dtypes.as_dtype(node.attr["dtype"].type).name)))
+    return specs
 
 
 def _capture_values(concrete) -> dict[str, np.ndarray]:
@@ -373,6 +710,7 @@ def _capture_values(concrete) -> dict[str, np.ndarray]:
 
 
 def _replace_resources(gd, values: dict, constants: dict):
+    """Variables become constants: ReadVariableOp → Const, ResourceGather(Nd) → GatherV2/GatherNd on a Const."""
     import tensorflow as tf
 
     out = _graph_def_class()()
@@ -380,7 +718,6 @@ def _replace_resources(gd, values: dict, constants: dict):
     resource_like = {name for name, (kind, _) in values.items() if kind == "var"}
     # Follow Identity chains on resource handles
     changed = True
-    node_by_name = {n.name: n for n in gd.node}
     while changed:
         changed = False
         for n in gd.node:
@@ -396,31 +733,59 @@ def _replace_resources(gd, values: dict, constants: dict):
                 out.node.append(_const_node(n.name, value, constants))
             # resource placeholders vanish; their ReadVariableOps become Consts
             continue
-        if n.op in ("ReadVariableOp", "ResourceGather") and _src(n.input[0]) in resource_like:
+        if n.op in ("ReadVariableOp", "ResourceGather", "ResourceGatherNd") and _src(n.input[0]) in resource_like:
             value = values[_src(n.input[0])][1]
-            if n.op == "ResourceGather":
-                new = out.node.add()
-                new.CopyFrom(n)
-                new.op = "GatherV2"
-                del new.input[:]
-                const_name = n.name + "/params"
-                out.node.append(_const_node(const_name, value, constants))
-                new.input.extend([const_name, n.input[1], n.name + "/axis"])
-                out.node.append(_const_node(n.name + "/axis", np.array(0, np.int32), constants))
-                new.attr["Tparams"].type = new.attr["dtype"].type
-                for key in ("dtype", "batch_dims_attr", "validate_indices", "_class"):
-                    if key in new.attr:
-                        del new.attr[key]
-                new.attr["batch_dims"].i = 0
+            if n.op in ("ResourceGather", "ResourceGatherNd"):
+                params = n.name + "/params"
+                out.node.append(_const_node(params, value, constants))
+                out.node.extend(_gather_from_resource(n, params, constants))
                 continue
             out.node.append(_const_node(n.name, value, constants))
             continue
         out.node.append(n)
-    del node_by_name
     return out
 
 
-def _freeze_pb(path: Path, inputs: dict, outputs) -> FrozenGraph:
+def _gather_from_resource(n, params: str, constants: dict) -> list:
+    """The GatherV2 (GatherNd) node (and its axis Const) that reads what a ResourceGather (ResourceGatherNd) read from a variable.
+
+    The new node gets the attributes of its own op: GatherV2 needs ``Taxis``
+    (the axis input's dtype, which ResourceGather lacks) and gathers along
+    ``axis = batch_dims`` as ResourceGather does.
+    """
+    import tensorflow as tf
+    from tensorflow.core.framework import node_def_pb2
+
+    new = node_def_pb2.NodeDef()
+    new.name = n.name
+    new.device = n.device
+    dtype = n.attr["dtype"].type
+    new.attr["Tparams"].type = dtype
+    new.attr["Tindices"].type = n.attr["Tindices"].type
+    if n.op == "ResourceGatherNd":
+        new.op = "GatherNd"
+        new.input.extend([params, n.input[1]])
+        return [new]
+    batch_dims = int(n.attr["batch_dims"].i) if "batch_dims" in n.attr else 0
+    axis = n.name + "/axis"
+    new.op = "GatherV2"
+    new.input.extend([params, n.input[1], axis])
+    new.attr["Taxis"].type = tf.int32.as_datatype_enum
+    new.attr["batch_dims"].i = batch_dims
+    return [_const_node(axis, np.array(batch_dims, np.int32), constants), new]
+
+
+def _open_pb(path: Path, outputs) -> ModelSource:
+    """A frozen GraphDef: inputs are the placeholders the outputs read.
+
+    Outputs are the ``outputs`` asked for, else the sink nodes.  A
+    placeholder nothing the outputs need reads (TensorFlow's own freezing
+    keeps every function argument, used or not) is not an input.  A
+    reachable ``PlaceholderWithDefault`` is optional: fed when declared,
+    else it takes its default.
+    """
+    from tensorflow import dtypes
+
     gd = _graph_def_class()()
     try:
         data = path.read_bytes()
@@ -435,30 +800,6 @@ def _freeze_pb(path: Path, inputs: dict, outputs) -> FrozenGraph:
     gd = externalize_constants(gd, constants)
     gd = inline_functions(gd)
     names = {n.name: n for n in gd.node}
-    placeholders = [n for n in gd.node if n.op in ("Placeholder", "PlaceholderV2") and not is_external_const(n)]
-    unknown = set(inputs) - {p.name for p in placeholders}
-    if unknown:
-        raise FreezeError(f"unknown input name(s) {sorted(unknown)}; the graph's placeholders are "
-                          f"{[p.name for p in placeholders]}", "use one of the placeholder names")
-    specs = []
-    from tensorflow import dtypes
-
-    for p in placeholders:
-        shape = inputs.get(p.name)
-        if shape is None:
-            dims = [d.size for d in p.attr["shape"].shape.dim] if not p.attr["shape"].shape.unknown_rank else None
-            if dims is None:
-                raise FreezeError(f"input '{p.name}' has unknown rank", f"give its shape with --input {p.name}:...")
-            for axis, d in enumerate(dims):
-                if d < 0:
-                    if axis == 0:
-                        dims[axis] = 1
-                    else:
-                        raise FreezeError(f"input '{p.name}' has an unknown dimension {axis}",
-                                          f"give a full shape with --input {p.name}:...")
-            shape = dims
-        specs.append((p.name, TensorSpec(p.name, tuple(int(d) for d in shape),
-                                         dtypes.as_dtype(p.attr["dtype"].type).name)))
     if outputs:
         missing = [o for o in outputs if _src(o) not in names]
         if missing:
@@ -471,7 +812,42 @@ def _freeze_pb(path: Path, inputs: dict, outputs) -> FrozenGraph:
         if not sinks:
             raise FreezeError("cannot tell the graph's outputs", "name them with --output")
         out_map = {s: s + ":0" for s in sinks}
-    return _finish(gd, specs, out_map, constants)
+    reached = _ancestors(gd, [_src(t) for t in out_map.values()])
+
+    def declared(node) -> ModelInput:
+        shape = node.attr["shape"].shape if "shape" in node.attr else None
+        dims = None if shape is None or shape.unknown_rank else tuple(d.size if d.size >= 0 else None
+                                                                      for d in shape.dim)
+        return ModelInput(node.name, dims, dtypes.as_dtype(node.attr["dtype"].type).name)
+
+    placeholders = [n for n in gd.node if n.op in ("Placeholder", "PlaceholderV2") and not is_external_const(n)]
+    inputs = [declared(p) for p in placeholders if p.name in reached]
+    unused = [p.name for p in placeholders if p.name not in reached]
+    if unused:
+        log.info("placeholders %s are read by nothing the outputs need: not inputs", unused)
+    optional = [declared(n) for n in gd.node if n.op == "PlaceholderWithDefault" and n.name in reached]
+    out_decl = [ModelInput(name, None, None) for name in out_map]
+
+    def build(shapes: dict, extra: dict) -> FrozenGraph:
+        dtype = {i.name: i.dtype for i in inputs + optional}
+        specs = [(name, TensorSpec(name, tuple(shape), dtype[name])) for name, shape in {**shapes, **extra}.items()]
+        return _finish(gd, specs, out_map, constants)
+
+    return ModelSource("frozen_pb", inputs, out_decl, build, optional_inputs=optional, unused_placeholders=unused)
+
+
+def _ancestors(gd, roots: list[str]) -> set[str]:
+    """Names of ``roots`` and every node they read through data inputs (freezing drops control edges)."""
+    nodes = {n.name: n for n in gd.node}
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        stack.extend(_src(i) for i in nodes[name].input if not i.startswith("^"))
+    return seen
 
 
 # --------------------------------------------------------------------------- graph surgery
@@ -605,7 +981,7 @@ def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str], co
         if internal != spec.name:
             rename[internal] = spec.name
     names = {n.name for n in gd.node}
-    for internal, public in rename.items():
+    for internal, public in list(rename.items()):
         if public in names and public not in rename:
             # the public name is taken by another node: move that node aside
             rename[public] = public + "/_renamed"
@@ -615,8 +991,10 @@ def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str], co
             constants[new] = constants.pop(old)
     spec_by_name = {s.name: s for _, s in specs}
     for n in gd.node:
-        if n.name in spec_by_name and n.op in ("Placeholder", "PlaceholderV2"):
+        if n.name in spec_by_name and n.op in ("Placeholder", "PlaceholderV2", "PlaceholderWithDefault"):
+            # a declared PlaceholderWithDefault is fed: its default subgraph is no longer read
             n.op = "Placeholder"
+            del n.input[:]
             shape = n.attr["shape"].shape
             shape.Clear()
             for d in spec_by_name[n.name].shape:
@@ -653,7 +1031,12 @@ def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str], co
     gd = add_shapes(gd)
     present = {n.name for n in gd.node if is_external_const(n)}
     constants = {k: v for k, v in constants.items() if k in present}
-    return FrozenGraph(gd, [s for _, s in specs], outputs, constants=constants)
+    kept = {n.name for n in gd.node}
+    unused = [s.name for _, s in specs if s.name not in kept]
+    if unused:
+        # a placeholder the outputs never read cannot be fed to the network: it is not an input
+        log.info("inputs %s are read by nothing the outputs need: dropped", unused)
+    return FrozenGraph(gd, [s for _, s in specs if s.name in kept], outputs, constants=constants)
 
 
 def add_shapes(gd):
@@ -777,7 +1160,10 @@ def strip_and_prune(gd, outputs: list[str], keep: set[str]):
         stack.extend(nodes[name].input)
     missing = [o for o in outputs if o not in nodes]
     if missing:
-        raise FreezeError(f"outputs {missing} are not in the graph", "check the output names")
+        # every source names its outputs with nodes it added itself: a missing one is tf2trt's mistake
+        from .errors import InternalError
+
+        raise InternalError(f"output node(s) {missing} were not created in the frozen graph")
     out = _graph_def_class()()
     out.versions.CopyFrom(gd.versions)
     for n in gd.node:

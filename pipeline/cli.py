@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     from converter.cli_convert import add_convert_parser  # the converter's one-shot subcommand
 
     add_convert_parser(sub, parents=[common])
+    from converter.cli_inspect import add_inspect_parser  # what a model takes and gives, before converting it
+
+    add_inspect_parser(sub, parents=[common])
     return parser
 
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from .models import small_cnn
+from .text_models import embedding_classifier, export_bert
 
 
 def run_cli(*args, cwd=None):
@@ -39,9 +40,14 @@ def test_convert_and_verify(model_file, tmp_path):
     v = out["verification"]
     assert v["checked"] == "reference-executor" and v["passed"] is True
     assert [o["name"] for o in v["outputs"]] == ["probs"]
-    assert set(v["outputs"][0]) == {"name", "max_abs_err", "max_rel_err", "passed"}
+    assert set(v["outputs"][0]) >= {"name", "max_abs_err", "max_rel_err", "passed"}
+    # what ran: executors, samples, seed, tolerances, and how each input was made
+    assert (v["outputs"][0]["rtol"], v["outputs"][0]["atol"], v["outputs"][0]["vacuous"]) == (1e-4, 1e-5, False)
+    assert v["samples"] == 1 and v["seed"] == 0 and v["reference"]["executor"] == "tensorflow"
+    assert [(i["name"], i["kind"]) for i in v["inputs"]] == [("image", "normal")]
     meta = json.loads((tmp_path / "cnn.plan.json").read_text())
     assert meta["verification"]["passed"] is True and meta["layers"] == out["layers"]
+    assert meta["verification"]["inputs"][0]["description"] == "standard normal floats"
 
 
 def test_verification_failure_keeps_engine_and_exits_1(model_file, tmp_path):
@@ -98,3 +104,95 @@ def _write_unsupported_pb(path):
         x = tf.compat.v1.placeholder(tf.float32, [3, 3], name="x")
         tf.identity(tf.linalg.det(x) + tf.reduce_sum(tf.math.bessel_i0(x)), name="y")
     path.write_bytes(g.as_graph_def().SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bert") / "saved_model"
+    shapes = export_bert(path)
+    return path, [arg for name, shape in shapes.items() for arg in ("--input", f"{name}:{shape[0]}x{shape[1]}")]
+
+
+def run_main(capsys, *args):
+    """``tf2trt convert … --json`` in this process (TensorFlow is imported once): exit code, JSON, stderr."""
+    from converter.cli_convert import main
+
+    code = main(["convert", *args, "--json"])
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out.strip().splitlines()[-1],
+                         parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    return code, payload, captured.err
+
+
+@pytest.fixture(scope="module")
+def emb_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("emb") / "emb.keras"
+    embedding_classifier().save(path)
+    return path
+
+
+def test_text_model_is_verified_with_ids_that_fit(bert_dir, tmp_path, capsys):
+    """keras-hub BertBackbone (SavedModel): before, integers 0-9 for segment_ids (2 rows) made TensorFlow's
+    Gather raise during verify: exit 3 and no engine."""
+    model, shapes = bert_dir
+    engine = tmp_path / "bert.plan"
+    code, out, _ = run_main(capsys, str(model), *shapes, "--engine", str(engine), "--verify")
+    assert code == 0, out["error"]
+    v = out["verification"]
+    assert v["passed"] is True and engine.is_file()
+    inputs = {i["name"]: i for i in v["inputs"]}
+    assert (inputs["segment_ids"]["low"], inputs["segment_ids"]["high"]) == (0, 2)
+    assert inputs["token_ids"]["high"] == 100 and inputs["padding_mask"]["kind"] == "mask"
+
+
+def test_inputs_the_model_rejects_keep_the_engine_and_exit_2(bert_dir, tmp_path, capsys):
+    model, shapes = bert_dir
+    engine = tmp_path / "bert.plan"
+    code, out, err_text = run_main(capsys, str(model), *shapes, "--engine", str(engine), "--verify",
+                                   "--input-range", "segment_ids:0:5", "--input-value", "padding_mask:1")
+    assert code == 2, out["error"]
+    assert "Traceback" not in err_text and "NOT verified" in err_text and "hint:" in err_text
+    assert engine.is_file() and out["engine"] == {"path": str(engine), "bytes": engine.stat().st_size}
+    err = out["error"]
+    assert "segment_ids" in err and "[0, 5)" in err and "not in [0, 2)" in err and "NOT verified" in err
+    assert "--input-range" in err and "--inputs-npz" in err
+    assert out["verification"]["passed"] is None and out["verification"]["inputs"][0]["name"] == "segment_ids"
+    meta = json.loads((tmp_path / "bert.plan.json").read_text())
+    assert meta["verification"]["passed"] is None and "segment_ids" in meta["verification"]["error"]
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--input-range", "nope:0:2"], "nope"),
+    (["--input-range", "segment_ids:0"], "bad --input-range"),
+    (["--input-range", "segment_ids:2:2"], "finite LOW < HIGH"),
+    (["--input-value", "segment_ids:x"], "bad --input-value"),
+])
+def test_bad_input_options_exit_2_before_building(option, message, emb_file, tmp_path, capsys):
+    engine = tmp_path / "emb.plan"
+    code, out, _ = run_main(capsys, str(emb_file), "--engine", str(engine), "--verify", *option)
+    assert code == 2 and message in out["error"], out["error"]
+    assert out["engine"] is None and not engine.exists() and out["timings"]["optimize"] == 0.0
+
+
+def test_explicit_input_range_on_a_keras_file(emb_file, tmp_path, capsys):
+    code, out, _ = run_main(capsys, str(emb_file), "--engine", str(tmp_path / "emb.plan"), "--verify",
+                            "--input-range", "token_ids:10:20")
+    assert code == 0, out["error"]
+    inputs = {i["name"]: i for i in out["verification"]["inputs"]}
+    assert (inputs["token_ids"]["low"], inputs["token_ids"]["high"], inputs["token_ids"]["source"]) == \
+        (10, 20, "given")
+    assert (inputs["segment_ids"]["high"], inputs["segment_ids"]["source"]) == (2, "graph")
+
+
+def test_nan_outputs_verify(tmp_path, capsys):
+    """NaN at the same positions on both sides: before, FAILED and then a crash rendering the report (exit 3)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16,), batch_size=1, name="x")
+    path = tmp_path / "log.keras"
+    keras.Model(x, keras.ops.log(keras.layers.Dense(16, name="h")(x))).save(path)
+    code, out, _ = run_main(capsys, str(path), "--engine", str(tmp_path / "log.plan"), "--verify")
+    assert code == 0, out["error"]
+    o = out["verification"]["outputs"][0]
+    assert o["passed"] is True and o["nonfinite_matched"] > 0 and o["nonfinite_mismatched"] == 0

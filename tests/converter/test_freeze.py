@@ -129,10 +129,34 @@ def test_unknown_non_batch_dim_needs_a_shape():
     def f(x):
         return x * 2.0
 
-    with pytest.raises(FreezeError, match=r"input 'seq' has an unknown dimension 1"):
+    with pytest.raises(FreezeError, match=r"input 'seq' \(shape \?x\?x3, float32\) has an unknown dimension 1") as info:
         freeze(f)
+    assert "--input seq:1x16x3" in info.value.hint and "1 stands for the unknown batch size" in info.value.hint
     frozen = freeze(f, inputs={"seq": (2, 5, 3)})
     assert frozen.inputs[0].shape == (2, 5, 3)
+
+
+def test_every_input_problem_in_one_message():
+    """Unknown dimensions, a wrong rank and a wrong size of several inputs: one error lists them all."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="a"),
+                                  tf.TensorSpec([None, None, 4, None], tf.float32, name="b"),
+                                  tf.TensorSpec([2, 3], tf.float32, name="c"),
+                                  tf.TensorSpec([None, 5], tf.float32, name="d")])
+    def f(a, b, c, d):
+        return tf.reduce_sum(a) + tf.reduce_sum(b) + tf.reduce_sum(c) + tf.reduce_sum(d)
+
+    with pytest.raises(FreezeError) as info:
+        freeze(f, inputs={"c": (2, 4), "d": (1, 5, 1)})
+    message, hint = info.value.message, info.value.hint
+    assert message.startswith("4 input shape problems:")
+    assert "input 'a' (shape ?x?, float32) has an unknown dimension 1" in message
+    assert "input 'b' (shape ?x?x4x?, float32) has unknown dimensions 1, 3" in message
+    assert "input 'c': the model's shape is 2x3, the given shape 2x4 differs in dimension 1" in message
+    assert "input 'd': the model's shape is ?x5 (rank 2), the given shape 1x5x1 has rank 3" in message
+    assert "--input a:1x16 --input b:1x224x4x224 --input c:2x3 --input d:1x5" in hint
+    assert "inputs={'a': (1, 16), 'b': (1, 224, 4, 224), 'c': (2, 3), 'd': (1, 5)}" in hint
 
 
 @pytest.mark.parametrize("content,match", [(b"\x00\x01garbage" * 10, "not a valid GraphDef"), (b"", "empty GraphDef")])
