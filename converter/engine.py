@@ -145,10 +145,16 @@ def engine_metadata(settings: BuilderSettings, extra: dict | None = None) -> dic
 
 
 def store_engine(engine: bytes, path: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write ``engine`` atomically to ``path`` and its metadata JSON to ``path + '.json'``."""
+    """Write ``engine`` atomically to ``path`` and its metadata JSON to ``path + '.json'``.
+
+    The metadata records the engine's ``bytes`` and its blake3 ``digest`` so :func:`load_engine` can tell
+    a damaged or replaced engine file from the one written here.  Both files follow the umask (mode
+    ``0o666 & ~umask``, see :mod:`converter._io`), the same rule ``tf2trt build`` places engines with.
+    """
     path = Path(path)
     meta = dict(metadata or {})
     meta.setdefault("bytes", len(engine))
+    meta["digest"] = engine_digest(engine)
     atomic_write_bytes(path, engine)
     atomic_write_bytes(metadata_path(path), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return path
@@ -158,14 +164,55 @@ def metadata_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def engine_digest(engine: bytes) -> str:
+    """The blake3 hex digest of engine bytes: what ``digest`` means in an engine's ``.json`` sidecar."""
+    import blake3
+
+    return blake3.blake3(engine, max_threads=blake3.blake3.AUTO).hexdigest()
+
+
+class DamagedEngineError(ModelError):
+    """An engine file does not match the digest its metadata sidecar records (truncated, edited, replaced)."""
+
+
 def load_engine(path: str | os.PathLike) -> tuple[bytes, dict]:
-    """Read an engine and its metadata (empty dict if there is none)."""
+    """Read an engine and its metadata (empty dict if there is none), checking the engine's digest.
+
+    When the ``.json`` sidecar records a ``digest`` (both :func:`store_engine` and ``tf2trt build``'s
+    placement write one: blake3 of the engine bytes) the bytes read must hash to it, else
+    :class:`DamagedEngineError` (exit 2): deserializing a truncated or swapped engine fails later and far
+    less clearly, or worse, runs a different network than the metadata describes.  A sidecar ``bytes``
+    that disagrees is reported the same way.  Without a sidecar (or a digest in it) nothing is checked.
+    """
     path = Path(path)
     if not path.is_file():
         raise EngineBuildError(f"no engine at {path}")
     meta_file = metadata_path(path)
-    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-    return path.read_bytes(), meta
+    try:
+        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    except ValueError as exc:
+        raise DamagedEngineError(f"the engine's metadata {meta_file} is not valid JSON: {exc}",
+                                 hint="rebuild the engine, or remove the .json sidecar to load it unchecked") from None
+    if not isinstance(meta, dict):
+        raise DamagedEngineError(f"the engine's metadata {meta_file} is not a JSON object",
+                                 hint="rebuild the engine, or remove the .json sidecar to load it unchecked")
+    data = path.read_bytes()
+    expected = meta.get("digest")
+    size = meta.get("bytes")
+    if isinstance(size, int) and size != len(data):
+        raise DamagedEngineError(f"engine {path} has {len(data)} bytes but its metadata {meta_file.name} "
+                                 f"records {size}", hint=_DAMAGED_HINT)
+    if expected is not None:
+        actual = engine_digest(data)
+        if actual != expected:
+            raise DamagedEngineError(f"engine {path} does not match the digest in {meta_file.name}: it hashes to "
+                                     f"{actual[:16]}…, the metadata records {str(expected)[:16]}…",
+                                     hint=_DAMAGED_HINT)
+    return data, meta
+
+
+_DAMAGED_HINT = ("the file was truncated, edited or replaced after it was written: rebuild it (tf2trt build places "
+                 "it again from the store; tf2trt convert writes it anew)")
 
 
 def deserialize_engine(engine: bytes):

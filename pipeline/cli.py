@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", "-j", type=int, default=2, help="concurrent stage tasks for several configs")
     b.add_argument("--dask", metavar="ADDRESS", default=os.environ.get("TF2TRT_DASK_ADDRESS"),
                    help="run stage tasks on a Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786)")
+    b.add_argument("--force", action="store_true",
+                   help="overwrite an existing output file tf2trt build did not place (never an input of the "
+                        "build: config, model, verification inputs)")
     b.add_argument("--full", action="store_true",
                    help="run through Prefect even when every stage is cached (by default a fully cached build "
                         "answers without starting Prefect or TensorFlow and is recorded on the dashboard after)")
@@ -118,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from converter.cli_inspect import add_inspect_parser  # what a model takes and gives, before converting it
 
     add_inspect_parser(sub, parents=[common])
+    from .store_check import add_store_parser  # tf2trt store check [--repair]
+
+    add_store_parser(sub, parents=[common])
     return parser
 
 
@@ -206,6 +212,8 @@ def cmd_build(args) -> int:
     if not configs:
         err.print("[bold red]no config files given[/]")
         return EXIT_USAGE
+    for c in configs:
+        c.force_output = args.force
     artifacts = str(Path(args.artifacts).resolve()) if args.artifacts else None
     from .progress import BuildProgress
 
@@ -255,7 +263,7 @@ def _report_builds(out: Console, err: Console, summaries: list[dict], as_json: b
               f"({how})[/]", soft_wrap=True)
     if as_json:
         payload = {"builds": [{"config": s["config"], "stages": s["stages"], "engine": s["engine"],
-                               "verification": s["verification"]} for s in summaries]}
+                               "verification": s["verification"], "error": s.get("error")} for s in summaries]}
         sys.stdout.write(json.dumps(payload, allow_nan=False, separators=(",", ":")) + "\n")
         sys.stdout.flush()
     if summaries and all(s["ok"] for s in summaries):
@@ -349,8 +357,12 @@ def cmd_deploy_optimize(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
-    from .runtime import free_port, healthy
+    from .runtime import free_port, healthy, reap_orphaned_server
     from .serve import run_dashboard
+
+    reaped = reap_orphaned_server()  # a dashboard killed with kill -9 may have left its server running
+    if reaped:
+        Console(stderr=True).print(f"[yellow]{_escape(str(reaped))}[/]")
 
     if healthy(f"http://127.0.0.1:{args.port}/api", timeout=1.0):
         Console(stderr=True).print(f"[bold red]port {args.port} already serves a Prefect API[/] "

@@ -4,6 +4,22 @@ Every problem is reported as ``FILE:LINE: KEY: problem`` plus a ``fix:`` line,
 and all problems of a file are reported together.  YAML is parsed with
 ``yaml.SafeLoader`` (no object construction) and duplicate keys are errors.
 Relative paths are relative to the config file's directory.
+
+Paths: ``model.path``, ``verification.inputs_npz``, ``output`` and
+``output_root`` expand a leading ``~`` (the home directory) and ``$VAR`` /
+``${VAR}`` (environment variables); in ``output`` and ``output_root`` an unset
+variable is a config error (it would otherwise become a directory literally
+named ``${VAR}``).
+
+Where an engine may go (checked again when it is placed, after symlinks are
+resolved): inside the config file's directory tree, or inside the config's
+``output_root`` (e.g. ``output_root: ..`` for ``output: ../build/x.engine``),
+or inside a directory listed in ``$TF2TRT_OUTPUT_ROOTS`` (``os.pathsep``
+separated, for an operator's shared engine directory).  Anything else — a
+typo'd ``../../..``, ``~/.bashrc``, ``/etc/…`` — is refused before anything is
+written.  Placement never overwrites an input of the build or a file it did
+not place itself (``tf2trt build --force`` overwrites the latter; see
+:func:`pipeline.stages.build.place_engine`).
 """
 
 from __future__ import annotations
@@ -137,7 +153,11 @@ class BuildConfig(_Strict):
     builder: BuilderSpec = Field(default_factory=BuilderSpec, description="TensorRT builder settings")
     verification: VerificationSpec = Field(default_factory=VerificationSpec, description="verification settings")
     output: str = Field(description="where to place the finished engine (its manifest goes beside it as .json), "
-                                    "relative to the config file")
+                                    "relative to the config file, inside the config's directory tree or "
+                                    "output_root; ~ and ${VAR} are expanded")
+    output_root: Optional[str] = Field(None, description="a directory outside the config's own tree that output may "
+                                                         "be placed in, relative to the config file (e.g. '..' "
+                                                         "for output: ../build/engines/x.engine)")
     schedule: Optional[ScheduleSpec] = Field(None, description="{cron: ...} or {interval: seconds}")
     tags: list[str] = Field(default_factory=list, description="a list of strings")
 
@@ -149,21 +169,75 @@ class BuildConfig(_Strict):
         return v
 
 
-class LoadedConfig:
-    """A validated config plus where it came from, with paths resolved."""
+ENV_OUTPUT_ROOTS = "TF2TRT_OUTPUT_ROOTS"
+_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 
-    def __init__(self, spec: BuildConfig, path: Path, given: str):
+
+def expand_strict(text: str) -> tuple[str, list[str]]:
+    """``text`` with a leading ``~`` and ``$VAR``/``${VAR}`` expanded, and the names of unset variables.
+
+    An unset variable stays as written (so the caller can name it), unlike a silent empty string.
+    """
+    missing: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        name = m.group("braced") or m.group("bare")
+        if name in os.environ:
+            return os.environ[name]
+        missing.append(name)
+        return m.group(0)
+
+    return _VAR.sub(sub, os.path.expanduser(text)), missing
+
+
+class LoadedConfig:
+    """A validated config plus where it came from, with paths resolved.
+
+    ``force_output`` (``tf2trt build --force``) lets placement overwrite an existing output file that
+    tf2trt did not place; it travels with :meth:`to_json` to Prefect tasks.
+    """
+
+    def __init__(self, spec: BuildConfig, path: Path, given: str, force_output: bool = False):
         self.spec = spec
         self.path = path.resolve()
         self.given = given
         self.dir = self.path.parent
         self.name = spec.name or _default_name(self.path)
+        self.force_output = force_output
 
     def resolve(self, rel: str | None) -> Path | None:
         if rel is None:
             return None
         p = Path(os.path.expandvars(os.path.expanduser(rel)))
         return Path(os.path.normpath(p if p.is_absolute() else (self.dir / p)))
+
+    def _resolve_strict(self, rel: str) -> Path:
+        p = Path(expand_strict(rel)[0])
+        return Path(os.path.normpath(p if p.is_absolute() else (self.dir / p)))
+
+    @property
+    def output_roots(self) -> list[Path]:
+        """The directory trees the engine may be placed in (see the module docstring), symlinks resolved."""
+        roots = [self.dir]
+        if self.spec.output_root is not None:
+            roots.append(self._resolve_strict(self.spec.output_root))
+        for entry in filter(None, os.environ.get(ENV_OUTPUT_ROOTS, "").split(os.pathsep)):
+            roots.append(Path(os.path.abspath(expand_strict(entry)[0])))
+        return [r.resolve() for r in roots]
+
+    def output_problem(self) -> str | None:
+        """Why the output path breaks the placement rule, or None.  Checked at placement, symlinks resolved."""
+        for key in ("output", "output_root"):
+            value = getattr(self.spec, key)
+            missing = expand_strict(value)[1] if value is not None else []
+            if missing:
+                return f"{key} {value!r} uses unset environment variable(s) {', '.join(missing)}"
+        real = self.output_path.resolve()
+        roots = self.output_roots
+        if any(real == r or real.is_relative_to(r) for r in roots):
+            return None
+        allowed = " or ".join(str(r) for r in roots)
+        return f"output {real} is outside the directory trees engines may be placed in ({allowed})"
 
     @property
     def model_path(self) -> Path | None:
@@ -175,15 +249,19 @@ class LoadedConfig:
 
     @property
     def output_path(self) -> Path:
-        return self.resolve(self.spec.output)  # type: ignore[return-value]
+        return self._resolve_strict(self.spec.output)
 
     def to_json(self) -> dict:
         """Small, JSON-safe form for passing to tasks (re-validated there)."""
-        return {"path": str(self.path), "given": self.given, "spec": self.spec.model_dump(mode="json")}
+        data = {"path": str(self.path), "given": self.given, "spec": self.spec.model_dump(mode="json")}
+        if self.force_output:
+            data["force_output"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "LoadedConfig":
-        return cls(BuildConfig.model_validate(data["spec"]), Path(data["path"]), data["given"])
+        return cls(BuildConfig.model_validate(data["spec"]), Path(data["path"]), data["given"],
+                   force_output=bool(data.get("force_output", False)))
 
     def __repr__(self):
         return f"LoadedConfig({self.given!r}, name={self.name!r})"
@@ -368,6 +446,13 @@ def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConf
         if spec.model.keras_application is not None and len(spec.inputs) != 1:
             issues.append(ConfigIssue("inputs", "a keras.applications model has exactly one input",
                                       "list one input", _line_of(data, ("inputs",), lines)))
+        for key in ("output", "output_root"):
+            value = getattr(spec, key)
+            missing = expand_strict(value)[1] if value is not None else []
+            if missing:
+                issues.append(ConfigIssue(key, f"environment variable(s) {', '.join(missing)} not set",
+                                          f"set {' and '.join(missing)}, or write the path without them",
+                                          _line_of(data, (key,), lines)))
         out = cfg.output_path
         if out.exists() and out.is_dir():
             issues.append(ConfigIssue("output", f"{out} is a directory",

@@ -12,6 +12,15 @@ Order of preference for ``build``:
 
 Everything here must run *before* ``import prefect``: Prefect reads its
 settings from the environment once, at import.
+
+Servers we start die with the process that started them: each runs in its own
+process group (stopped as a group, by PID) with a parent-death signal
+(``prctl(PR_SET_DEATHSIG, SIGTERM)`` on Linux, set in the child before exec),
+so a ``tf2trt dashboard`` killed with ``kill -9`` takes its server along.
+Where that cannot work (another OS, a server started by an older tf2trt) the
+next ``dashboard``/``serve`` start finds the record of a server whose owner is
+dead and stops that server — only if its PID still belongs to the process
+that was recorded (same start time), never a stranger that reused the PID.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .locks import FileLock, pid_alive
+from .locks import HOST, FileLock, pid_alive, process_start
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +150,29 @@ def prepare_prefect(verbose: bool = False, early_start: bool = True) -> str:
 _ephemeral: list["ServerProcess"] = []
 
 
-def _set_pdeathsig() -> None:  # runs in the child before exec
-    with contextlib.suppress(Exception):
-        import ctypes
+_PR_SET_PDEATHSIG = 1
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+def _die_with(parent: int):
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies (Linux; a no-op elsewhere).
+
+    Runs in the child between fork and exec.  The signal follows the *thread* that forked, so servers
+    are started from the main thread.  If the parent died before the prctl took effect, the child
+    stops itself at once instead of running on unowned.
+    """
+    def preexec() -> None:
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def _set_pdeathsig() -> None:  # kept for callers of the old name: runs in the child before exec
+    _die_with(os.getppid())()
 
 
 def _start_ephemeral(database: Path | None = None) -> None:
@@ -172,7 +199,7 @@ def _start_ephemeral(database: Path | None = None) -> None:
         [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
         env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        preexec_fn=_set_pdeathsig)
+        preexec_fn=_die_with(os.getpid()))
     out.close()
     server = ServerProcess(proc.pid, port, f"http://127.0.0.1:{port}", log_path, proc)
     _ephemeral.append(server)
@@ -274,9 +301,10 @@ def start_server(port: int | None = None, host: str = "127.0.0.1", env: dict | N
     log_path = Path(log_path) if log_path else (state_dir() / f"server-{port}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "ab")
+    # its own process group (stopped as a group), and it dies with us even on kill -9 (see the module docstring)
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host,
                              "--port", str(port)], env=child_env, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with(os.getpid()))
     out.close()
     server = ServerProcess(proc.pid, port, url, log_path, proc)
     deadline = time.monotonic() + timeout
@@ -291,12 +319,83 @@ def start_server(port: int | None = None, host: str = "127.0.0.1", env: dict | N
 
 
 def record_server(server: ServerProcess) -> Path:
+    """Note the server (and who owns it, with start times to tell reused PIDs apart) in ``server.json``."""
     path = state_dir() / "server.json"
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"pid": server.pid, "port": server.port, "url": server.url,
-                               "api_url": server.api_url, "owner": os.getpid()}))
+                               "api_url": server.api_url, "owner": os.getpid(), "host": HOST,
+                               "owner_start": process_start(os.getpid()),
+                               "server_start": process_start(server.pid)}))
     os.replace(tmp, path)
     return path
+
+
+def _same_process(pid: int, recorded_start) -> bool:
+    """Whether ``pid`` is alive and is the process recorded (same start time where one was recorded)."""
+    if not pid_alive(pid):
+        return False
+    if recorded_start is None:
+        return True
+    now = process_start(pid)
+    return now is None or now == recorded_start
+
+
+def _looks_like_prefect_server(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: the start-time check is all there is
+    return b"prefect" in b" ".join(argv) and (b"server" in argv or any(b"prefect.server" in a for a in argv))
+
+
+def reap_orphaned_server(timeout: float = 15.0) -> str | None:
+    """Stop a recorded server whose owner (``tf2trt dashboard``/``serve``) is dead; returns what was done.
+
+    The record is dropped when its owner is dead.  The server itself is stopped (its process group,
+    SIGTERM then SIGKILL) only while its PID still belongs to the process recorded — same start time,
+    and a Prefect server by its command line — so a PID reused by someone else is never signalled.
+    """
+    path = state_dir() / "server.json"
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("host", HOST) != HOST:
+        return None
+    owner = int(rec.get("owner") or 0)
+    if owner and _same_process(owner, rec.get("owner_start")):
+        return None  # a live dashboard or serve owns it
+    pid = int(rec.get("pid") or 0)
+    done = "forgot the record of a Prefect server whose owner is gone"
+    if pid and _same_process(pid, rec.get("server_start")) and _looks_like_prefect_server(pid):
+        log.warning("the Prefect server PID %s on port %s outlived the tf2trt process %s that started it; "
+                    "stopping it", pid, rec.get("port"), owner or "?")
+        if _pgid(pid) == pid:  # its own process group (as start_server makes it): stop the whole group
+            ServerProcess(pid, int(rec.get("port") or 0), rec.get("url", ""), Path(os.devnull)).stop(timeout=timeout)
+        else:
+            _kill_pid(pid, timeout)
+        done = f"stopped the orphaned Prefect server PID {pid} (its owner {owner or '?'} had died)"
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == rec.get("pid"):
+            path.unlink()
+    return done
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _kill_pid(pid: int, timeout: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def forget_server(server: ServerProcess) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 from rich.console import Console
 
 from .config import ConfigError, expand_config_args, load_config
-from .runtime import (FileLock, ServerProcess, _default_db_path, forget_server, quiet_defaults, record_server,
-                      recorded_server, start_server)
+from .runtime import (FileLock, ServerProcess, _default_db_path, forget_server, quiet_defaults, reap_orphaned_server,
+                      record_server, recorded_server, start_server)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ def _ensure_server(port: int | None, console: Console) -> ServerProcess | None:
     if os.environ.get("PREFECT_API_URL"):
         console.print(f"using Prefect server {os.environ['PREFECT_API_URL']}")
         return None
+    reaped = reap_orphaned_server()
+    if reaped:
+        console.print(f"[yellow]{reaped}[/]")
     url = recorded_server()
     if url:
         os.environ["PREFECT_API_URL"] = url
@@ -100,8 +103,15 @@ def serve_configs(config_dir: str, artifacts: str | None, port: int | None = Non
 
 
 def run_dashboard(port: int, console: Console) -> int:
-    """Start the Prefect server + UI on 127.0.0.1:PORT until interrupted."""
+    """Start the Prefect server + UI on 127.0.0.1:PORT until interrupted.
+
+    The server dies with this process (even on kill -9: see :mod:`pipeline.runtime`); a server left
+    behind by a dashboard that died anyway is stopped here first, so it never blocks the new one.
+    """
     quiet_defaults()
+    reaped = reap_orphaned_server()
+    if reaped:
+        console.print(f"[yellow]{reaped}[/]")
     existing = recorded_server()
     if existing:
         console.print(f"a dashboard is already running: {existing[:-4]}")

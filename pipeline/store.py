@@ -17,6 +17,14 @@ directory) so a killed writer leaves at most a temp file that is never served
 and is swept by the next store open or ``gc``.  Reads re-hash blobs: a blob
 whose bytes no longer match its name is moved to ``corrupt/`` and reported,
 never served.
+
+Files follow the umask (:mod:`converter._io`): created ``0o666 & ~umask``;
+blobs then lose their write bits (immutable: ``mode & ~0o222``).  A full disk
+or exhausted quota anywhere in the store raises :class:`StoreFull` (an
+:class:`~converter.errors.EnvironmentProblem`, exit 2) naming the file and the
+bytes it needed, after removing the temp file and releasing every lock taken.
+Blobs are copied out (:meth:`ArtifactStore.place_blob`) through a temp file
+beside the destination, so the destination may be on another filesystem.
 """
 
 from __future__ import annotations
@@ -34,10 +42,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+import blake3
 import diskcache
 
+from converter._io import (DiskFull, create_new, fsync_dir, is_disk_full, make_read_only, temp_name_beside,
+                           write_all)
+
 from .hashing import DIGEST_LEN, canonical_json, hash_bytes, hash_file
-from .locks import HOST, FileLock, Lease, live_lease_claims, locked, pid_alive
+from .locks import HOST, FileLock, Lease, default_timeout, live_lease_claims, locked, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +57,54 @@ ENV_ARTIFACTS = "TF2TRT_ARTIFACTS"
 ENV_INDEX = "TF2TRT_INDEX_DIR"
 _HEX = re.compile(r"^[0-9a-f]{%d}$" % DIGEST_LEN)
 _TMP_NAME = re.compile(r"^(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+\.tmp$")
+#: temp files beside a placed engine: ``.<name>.tf2trt-<host>-<pid>-<hex>.tmp``
+_BESIDE_TMP = re.compile(r"^\.(?P<name>.+)\.tf2trt-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{12}\.tmp$")
+_COPY_CHUNK = 8 << 20
+STORE_FULL_HINT = ("free space on the store's filesystem (`tf2trt gc` removes blobs no build uses) or point the "
+                   "store at a larger one with --artifacts / $TF2TRT_ARTIFACTS")
+
+
+class StoreFull(DiskFull):
+    """The store's filesystem is full (ENOSPC) or its quota exhausted (EDQUOT): exit 2, path and size named."""
+
+    def __init__(self, path, needed: int | None = None, cause: OSError | None = None):
+        super().__init__(path, needed, cause, hint=STORE_FULL_HINT)
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path, needed: int | None = None) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT raised in the block into :class:`StoreFull` naming ``path``."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise StoreFull(path, needed, exc) from exc
+        raise
+
+
+def beside_tmp(dest: Path) -> Path:
+    """A temp name beside ``dest`` that says which process wrote it (so a dead writer's can be swept)."""
+    return temp_name_beside(Path(dest), f"tf2trt-{HOST}-{os.getpid()}-")
+
+
+def sweep_beside(dest: Path) -> int:
+    """Remove temp files beside ``dest`` left by dead placements on this host (a build killed mid-copy)."""
+    removed = 0
+    dest = Path(dest)
+    with contextlib.suppress(OSError):
+        for path in dest.parent.glob(f".{glob_escape(dest.name)}.tf2trt-*.tmp"):
+            m = _BESIDE_TMP.match(path.name)
+            if m and m.group("host") == HOST and not pid_alive(int(m.group("pid"))):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 class CorruptBlob(Exception):
@@ -96,13 +156,7 @@ def default_root() -> Path:
     return Path(os.environ.get(ENV_ARTIFACTS) or "artifacts")
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+_fsync_dir = fsync_dir
 
 
 class ArtifactStore:
@@ -110,7 +164,8 @@ class ArtifactStore:
         self.root = Path(root) if root is not None else default_root()
         self.root = self.root.resolve()
         for sub in ("blobs", "keys", "runs", "examples", "timing", "locks", "leases", "tmp"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            with disk_errors(self.root / sub, 0):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.index_dir = Path(index_dir or os.environ.get(ENV_INDEX) or (self.root / "index"))
         self._index: diskcache.Cache | None = None
         self._index_lock = threading.Lock()
@@ -149,21 +204,32 @@ class ArtifactStore:
     def _tmp(self) -> Path:
         return self.root / "tmp" / f"{HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
 
-    def atomic_write(self, dest: Path, data: bytes, mode: int = 0o644) -> None:
-        """Write ``data`` to ``dest`` atomically (temp, fsync, rename, fsync dir)."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp()
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+    def atomic_write(self, dest: Path, data: bytes, read_only: bool = False) -> None:
+        """Write ``data`` to ``dest`` atomically (temp, fsync, rename, fsync dir); the umask rule of ``_io``.
+
+        The temp file is in the store's ``tmp/`` (swept by name if the writer dies) when ``dest`` is in
+        the store, else beside ``dest``: a rename never crosses a filesystem.  ``read_only`` drops the
+        write bits (blobs).  A full disk raises :class:`StoreFull`; nothing half-written stays.
+        """
+        dest = Path(dest)
+        inside = dest.is_relative_to(self.root)
+        tmp = self._tmp() if inside else beside_tmp(dest)
+        with disk_errors(dest, len(data)):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd = create_new(tmp)
+            try:
+                try:
+                    write_all(fd, data)
+                    os.fsync(fd)
+                    if read_only:
+                        make_read_only(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, dest)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                raise
         _fsync_dir(dest.parent)
 
     def write_json(self, dest: Path, value: Any) -> None:
@@ -189,7 +255,7 @@ class ArtifactStore:
         dest = self.blob_path(digest)
         with self.gc_guard():
             if not self.verify_blob(digest, quiet=True):
-                self.atomic_write(dest, data, mode=0o444)
+                self.atomic_write(dest, data, read_only=True)
                 self._verified.pop(digest, None)
             meta_path = self.blob_manifest_path(digest)
             if not meta_path.exists():
@@ -220,9 +286,15 @@ class ArtifactStore:
     def _quarantine(self, digest: str, actual: str, quiet: bool) -> None:
         path = self.blob_path(digest)
         dest = self.root / "corrupt" / f"{digest}.{uuid.uuid4().hex[:8]}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # e.g. a full disk cannot grow corrupt/: never keep serving the bad bytes
+            log.warning("could not move the corrupt blob %s to %s (%s); removing it", digest[:16], dest, exc)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         self._verified.pop(digest, None)
         (log.info if quiet else log.warning)(
             "blob %s failed its hash check (hashes to %s); moved to %s", digest[:16], actual[:16], dest)
@@ -241,9 +313,55 @@ class ArtifactStore:
         return data
 
     def export_blob(self, digest: str, dest: Path) -> None:
-        """Copy a verified blob to ``dest`` atomically (writable copy)."""
-        data = self.read_blob(digest)
-        self.atomic_write(Path(dest), data, mode=0o644)
+        """Copy a verified blob to ``dest`` atomically (a writable copy); see :meth:`place_blob`."""
+        self.place_blob(digest, Path(dest))
+
+    def place_blob(self, digest: str, dest: Path) -> int:
+        """Copy a blob to ``dest`` on any filesystem; returns its size.
+
+        Copies into a temp file beside ``dest`` (``.<name>.tf2trt-<host>-<pid>-….tmp``), hashing the
+        bytes on the way, fsyncs, checks the digest, then renames: the rename never crosses a
+        filesystem (no "Invalid cross-device link" when the store is on NFS and the output local), no
+        second copy is made inside the store, and ``dest`` either keeps its old content or has the
+        whole verified blob.  The copy follows the umask (writable: it is the user's file).  Raises
+        :class:`CorruptBlob` (blob quarantined) or :class:`~converter._io.DiskFull` naming ``dest``.
+        """
+        src = self.blob_path(digest)
+        dest = Path(dest)
+        try:
+            fd_in = os.open(src, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise CorruptBlob(digest, None) from None
+        tmp = beside_tmp(dest)
+        try:
+            size = os.fstat(fd_in).st_size
+            hasher = blake3.blake3()
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd_out = create_new(tmp)
+                try:
+                    while chunk := os.read(fd_in, _COPY_CHUNK):
+                        hasher.update(chunk)
+                        write_all(fd_out, chunk)
+                    os.fsync(fd_out)
+                finally:
+                    os.close(fd_out)
+                actual = hasher.hexdigest()
+                if actual != digest:
+                    self._quarantine(digest, actual, quiet=False)
+                    raise CorruptBlob(digest, actual)
+                os.replace(tmp, dest)
+            except BaseException as exc:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                if is_disk_full(exc):
+                    raise DiskFull(dest, size, exc,  # type: ignore[arg-type]
+                                   hint="free space on the output's filesystem, or set `output:` elsewhere") from exc
+                raise
+        finally:
+            os.close(fd_in)
+        _fsync_dir(dest.parent)
+        return size
 
     # ----------------------------------------------------------- stage index
     def get_manifest(self, stage: str, key: str) -> dict | None:
@@ -287,7 +405,7 @@ class ArtifactStore:
         return self.root / "runs" / f"{config_id}.json"
 
     def update_run(self, config_id: str, fn) -> dict:
-        """Read-modify-write a config's run record under its lock."""
+        """Read-modify-write a config's run record under its lock (released whatever fails inside)."""
         with locked(self.lock_path(f"run-{config_id}")):
             path = self.run_record_path(config_id)
             record = self.read_json(path) or {}
@@ -328,11 +446,14 @@ class ArtifactStore:
             yield
 
     def stage_lock(self, stage: str, key: str) -> FileLock:
-        return FileLock(self.lock_path(f"{stage}-{key[:40]}"))
+        """The lock a stage key is built under; waits up to ``$TF2TRT_STAGE_LOCK_TIMEOUT`` (a build is long)."""
+        return FileLock(self.lock_path(f"{stage}-{key[:40]}"), timeout=default_timeout(stage=True))
 
     def sweep_tmp(self, max_age: float = 24 * 3600) -> int:
         """Remove temp files whose writer is dead (this host) or that are very old."""
         removed = 0
+        if not (self.root / "tmp").is_dir():
+            return removed
         for path in (self.root / "tmp").iterdir():
             m = _TMP_NAME.match(path.name)
             try:

@@ -7,27 +7,143 @@ finishes with the same :func:`place_engine` and :func:`summarize`.
 
 from __future__ import annotations
 
-import contextlib
+import json
+import logging
+import os
+from pathlib import Path
 from typing import Callable
 
-from ..hashing import hash_path, key_of
-from ..store import now_iso
+from converter._io import atomic_write_bytes
+from converter.errors import EnvironmentProblem, Tf2TrtError
+
+from ..hashing import hash_bytes, hash_path, key_of
+from ..locks import locked
+from ..store import CorruptBlob, beside_tmp, now_iso, sweep_beside
 from .base import StageContext, StageResult
 from .catalog import STAGES, get_stage
 from .runner import run_stage
 
+log = logging.getLogger(__name__)
 
-def place_engine(ctx: StageContext, results: dict[str, StageResult]) -> dict | None:
-    """Copy the verified engine to the config's output path with a manifest beside it."""
+#: ``placed_by`` in an engine's ``.json`` sidecar: this file pair was written by a build, so a later build may
+#: replace it (anything else at the output path is someone else's file)
+PLACED_BY = "tf2trt build"
+FORCE_HINT = ("remove it or choose another `output:` in the config, or build with --force to overwrite it "
+              "(--force never overwrites an input of the build)")
+
+
+class PlacementError(EnvironmentProblem):
+    """The engine was built but could not be placed at the config's output path (exit 2, the hint says what to do)."""
+
+
+def place_engine(ctx: StageContext, results: dict[str, StageResult], force: bool | None = None) -> dict | None:
+    """Copy the verified engine to the config's output path with a manifest beside it.
+
+    Returns ``{"path", "bytes", "digest"}``, or None when there is nothing to place (a stage failed).
+    Raises :class:`PlacementError` (exit 2) when the engine cannot be placed, and keeps the error on
+    ``ctx.placement_error`` so :func:`summarize` reports it (``ok`` false, ``error``, ``exit_code``)
+    even in a flow that catches it.  The rules, each of which was once broken:
+
+    * the output may be on another filesystem than the store (the documented shared-store setup):
+      the blob is copied to a temp file beside the output, fsynced and renamed
+      (:meth:`~pipeline.store.ArtifactStore.place_blob`), never hard-linked or renamed across devices,
+      and no second copy is made in the store;
+    * an existing file is replaced only if tf2trt placed it: its ``.json`` sidecar says
+      ``placed_by: tf2trt build`` for this engine name (an engine damaged since is replaced, with a
+      log line), or it already has the new engine's bytes.  Anything else is the user's file: an
+      error naming it, unless ``force`` (``tf2trt build --force``; default:
+      ``ctx.config.force_output``);
+    * never, even with ``force``, over an input of the build (the config file, the model, the
+      verification inputs) or inside the store;
+    * the output must be inside the config's directory tree or an allowed root
+      (:meth:`~pipeline.config.LoadedConfig.output_problem`), checked with symlinks resolved;
+    * the placed engine and its sidecar follow the umask, like ``tf2trt convert``'s (:mod:`converter._io`).
+
+    Concurrent builds placing the same output serialize on a lock in the store.
+    """
+    ctx.placement_error = None  # type: ignore[attr-defined]
+    try:
+        return _place(ctx, results, ctx.config.force_output if force is None else force)
+    except Exception as exc:
+        err: Exception = exc
+        if isinstance(exc, CorruptBlob):
+            opt = results.get("optimize")
+            if opt is not None and opt.key:
+                ctx.store.drop_manifest("optimize", opt.key)  # the next build rebuilds the engine
+            err = PlacementError(f"the engine blob failed its hash check while it was copied to "
+                                 f"{ctx.config.output_path}: {exc}",
+                                 "build again: the store dropped the damaged engine and rebuilds it")
+        elif isinstance(exc, OSError) and not isinstance(exc, Tf2TrtError):
+            err = PlacementError(f"could not place the engine at {ctx.config.output_path}: "
+                                 f"{exc.strerror or exc} ({type(exc).__name__})",
+                                 "check that the output directory exists or can be created and is writable")
+        ctx.placement_error = err  # type: ignore[attr-defined]
+        if err is exc:
+            raise
+        raise err from exc
+
+
+def _inputs(ctx: StageContext) -> list[tuple[str, Path]]:
+    """What the build reads (never to be overwritten): config, model, verification inputs, the store."""
+    found = [("the config file", ctx.config.path), ("the artifact store", ctx.store.root)]
+    if ctx.config.model_path is not None:
+        found.append(("the model", ctx.config.model_path))
+    if ctx.config.inputs_npz is not None:
+        found.append(("the verification inputs", ctx.config.inputs_npz))
+    return found
+
+
+def _check_not_an_input(ctx: StageContext, *paths: Path) -> None:
+    for path in paths:
+        real = path.resolve()
+        for what, inp in _inputs(ctx):
+            ireal = inp.resolve()
+            same = real == ireal or real.is_relative_to(ireal)
+            if not same and path.exists() and inp.exists():
+                try:
+                    same = os.path.samefile(path, inp)  # a hard link to the model is the model
+                except OSError:
+                    same = False
+            if same:
+                raise PlacementError(f"output {path} would overwrite {what} ({inp}), an input of this build",
+                                     "choose another `output:` in the config (--force never overwrites a build's "
+                                     "inputs)")
+
+
+def _sidecar(path: Path) -> tuple[bool, dict | None]:
+    """(exists, parsed object or None) for a ``.json`` sidecar."""
+    if not (path.exists() or path.is_symlink()):
+        return False, None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True, None
+    return True, value if isinstance(value, dict) else None
+
+
+def _ours(meta: dict | None, name: str) -> bool:
+    """Whether a sidecar was written by a build for engine ``name`` (``placed_by``; older builds wrote
+    ``placed`` and ``stage_keys`` only)."""
+    if not meta or not meta.get("digest") or meta.get("engine") != name:
+        return False
+    return meta.get("placed_by") == PLACED_BY or ("placed" in meta and "stage_keys" in meta)
+
+
+def _place(ctx: StageContext, results: dict[str, StageResult], force: bool) -> dict | None:
     opt = results.get("optimize")
     if opt is None or not opt.ok or "engine" not in opt.outputs:
         return None
     ver = results.get("verify")
     if ver is not None and ver.status == "failed":
         return None
+    problem = ctx.config.output_problem()
+    if problem:
+        raise PlacementError(problem, "keep `output:` inside the config's directory, or allow another directory "
+                                      "with `output_root:` in the config (relative to it) or $TF2TRT_OUTPUT_ROOTS")
     digest = opt.outputs["engine"]["digest"]
     dest = ctx.config.output_path
     meta_path = dest.with_name(dest.name + ".json")
+    _check_not_an_input(ctx, dest, meta_path)
     construct = results.get("construct")
     manifest = {
         "config": ctx.config.given, "name": ctx.config.name, "engine": dest.name,
@@ -40,22 +156,44 @@ def place_engine(ctx: StageContext, results: dict[str, StageResult]) -> dict | N
         "stage_keys": {n: r.key for n, r in results.items()},
         "verification": (ver.meta.get("verification") if ver is not None else None),
         "tags": list(ctx.config.spec.tags),
+        "placed_by": PLACED_BY,
     }
-    same = False
-    if dest.is_file() and dest.stat().st_size == manifest["bytes"]:
-        old = ctx.store.read_json(meta_path) or {}
-        same = old.get("digest") == digest and hash_path(dest) == digest
-    if not same:
-        ctx.store.export_blob(digest, dest)
-    old = ctx.store.read_json(meta_path) if meta_path.exists() else None
-    if old is None or {k: old.get(k) for k in manifest} != manifest:
-        ctx.store.write_json(meta_path, {**manifest, "placed": now_iso()})
+    with locked(ctx.store.lock_path("place-" + hash_bytes(str(dest).encode())[:24])):
+        sweep_beside(dest)
+        sweep_beside(meta_path)
+        meta_exists, old = _sidecar(meta_path)
+        ours = _ours(old, dest.name)
+        if meta_exists and (not ours or meta_path.is_symlink()) and not force:
+            raise PlacementError(f"{meta_path} exists and was not written by tf2trt build (it would be replaced "
+                                 f"by the engine's manifest)", FORCE_HINT)
+        same = False
+        if dest.exists() or dest.is_symlink():
+            if dest.is_dir() and not dest.is_symlink():
+                raise PlacementError(f"output {dest} is a directory", "give a file path for the engine in `output:`")
+            regular = dest.is_file() and not dest.is_symlink()
+            same = regular and dest.stat().st_size == manifest["bytes"] and hash_path(dest) == digest
+            if not (same or (ours and regular) or force):
+                why = ("it is a symlink" if dest.is_symlink() else
+                       "no tf2trt build manifest beside it says tf2trt placed it")
+                raise PlacementError(f"output {dest} exists and is not an engine tf2trt build placed there ({why})",
+                                     FORCE_HINT)
+            if ours and regular and not same and old.get("digest") != digest and hash_path(dest) != old["digest"]:
+                log.info("replacing %s: its content changed since tf2trt placed it", dest)
+        if not same:
+            ctx.store.place_blob(digest, dest)
+            log.debug("placed engine %s at %s", digest[:16], dest)
+        if not ours or old is None or {k: old.get(k) for k in manifest} != manifest:
+            data = (json.dumps({**manifest, "placed": now_iso()}, indent=2, sort_keys=True) + "\n").encode()
+            atomic_write_bytes(meta_path, data, tmp=beside_tmp(meta_path))
 
     def update(rec: dict) -> dict:
         rec["engine"] = {"path": str(dest), "digest": digest, "bytes": manifest["bytes"], "when": now_iso()}
         return rec
 
-    ctx.store.update_run(ctx.config_id, update)
+    try:
+        ctx.store.update_run(ctx.config_id, update)
+    except Exception as exc:  # noqa: BLE001 - the engine is placed; the record is bookkeeping
+        ctx.log.warning("placed the engine at %s but could not record it in the store: %s", dest, exc)
     return {"path": str(dest), "bytes": manifest["bytes"], "digest": digest}
 
 
@@ -65,16 +203,29 @@ def build_ok(results: dict[str, StageResult]) -> bool:
                for s in STAGES if s in results)
 
 
-def exit_code(results: dict[str, StageResult], engine: dict | None) -> int:
-    """0 for a good build, else the worst failed stage's code (1 verification failed, 2 bad input, 3 bug)."""
+def exit_code(results: dict[str, StageResult], engine: dict | None, error: BaseException | None = None) -> int:
+    """0 for a good build, else the worst failed stage's code (1 verification failed, 2 bad input, 3 bug).
+
+    A build whose stages all succeeded but whose engine could not be placed exits with the placement
+    error's code (2 for :class:`PlacementError` and a full disk, 3 for a bug).
+    """
     if build_ok(results) and engine is not None:
         return 0
     codes = [int(r.meta.get("exit_code", 3)) for r in results.values() if r.status == "failed"]
+    if error is not None:
+        codes.append(error.exit_code if isinstance(error, Tf2TrtError) else 3)
     return max(codes) if codes else 3
 
 
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, Tf2TrtError):
+        return error.message + (f" (hint: {error.hint})" if error.hint else "")
+    return f"internal error placing the engine: {type(error).__name__}: {error} (please report it)"
+
+
 def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict | None) -> dict:
-    """The per-config entry of ``tf2trt build --json``."""
+    """The per-config entry of ``tf2trt build --json``; a placement failure adds ``error`` (``ok`` false)."""
+    error = getattr(ctx, "placement_error", None) if engine is None else None
     ver = results.get("verify")
     report = (ver.meta.get("verification") if ver is not None else None) or {}
     verification = {
@@ -84,11 +235,11 @@ def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict |
                      "max_rel_err": o.get("max_rel_err"), "passed": bool(o.get("passed"))}
                     for o in report.get("outputs", [])],
     }
-    return {
+    summary = {
         "config": ctx.config.given,
         "name": ctx.config.name,
         "ok": build_ok(results) and engine is not None,
-        "exit_code": exit_code(results, engine),
+        "exit_code": exit_code(results, engine, error),
         "stages": [{"name": r.name, "status": r.status, "seconds": round(r.seconds, 4), "reason": r.reason}
                    for r in (results[s] for s in STAGES if s in results)],
         "engine": ({"path": engine["path"], "bytes": engine["bytes"]} if engine else None),
@@ -96,6 +247,9 @@ def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict |
         "verification": verification,
         "facts": engine_facts(ctx, results, engine),
     }
+    if error is not None:
+        summary["error"] = _error_text(error)
+    return summary
 
 
 def engine_facts(ctx: StageContext, results: dict[str, StageResult], engine: dict | None) -> dict:
@@ -112,13 +266,21 @@ def engine_facts(ctx: StageContext, results: dict[str, StageResult], engine: dic
     }
 
 
-def run_build(ctx: StageContext, runner: Callable[[str, dict], StageResult] | None = None) -> dict:
-    """All stages in order (no Prefect): the reference flow used by tests."""
+def run_build(ctx: StageContext, runner: Callable[[str, dict], StageResult] | None = None,
+              force: bool | None = None) -> dict:
+    """All stages in order (no Prefect): the reference flow used by tests and the no-op fast path.
+
+    ``force`` overwrites an output file tf2trt did not place (default: ``ctx.config.force_output``).
+    A placement failure is in the summary (``ok`` false, ``error``, ``exit_code``), not raised.
+    """
     results: dict[str, StageResult] = {}
     for stage in STAGES:
         upstream = dict(results)
         results[stage] = runner(stage, upstream) if runner else run_stage(stage, ctx, upstream)
     engine = None
-    with contextlib.suppress(Exception):
-        engine = place_engine(ctx, results)
+    try:
+        engine = place_engine(ctx, results, force=force)
+    except Exception as exc:  # noqa: BLE001 - reported by summarize through ctx.placement_error
+        ctx.log.warning("%s: the engine was not placed: %s", ctx.config.name, exc)
+        ctx.log.debug("placement failed", exc_info=True)
     return summarize(ctx, results, engine)
