@@ -1172,6 +1172,30 @@ def strip_and_prune(gd, outputs: list[str], keep: set[str]):
     return out
 
 
+#: ops that touch the host (files, processes, Python) and that constant folding must never run: a model from
+#: elsewhere could otherwise bake a build host's file into the engine (``ReadFile`` of a constant path) or
+#: run code.  They are not stateful to TensorFlow, so the stateful check below does not catch them.
+HOST_IO_OPS = frozenset({
+    "ReadFile", "WriteFile", "MatchingFiles", "ImmutableConst", "Save", "SaveV2", "SaveSlices", "Restore",
+    "RestoreV2", "RestoreSlice", "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec", "PyFunc",
+    "PyFuncStateless", "EagerPyFunc", "ReaderReadV2", "WholeFileReaderV2", "TextLineReaderV2",
+    "FixedLengthRecordReaderV2", "TFRecordReaderV2", "DecodeProtoV2", "EncodeProto", "PrintV2", "Print",
+    "DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "ExperimentalDatasetToTFRecord", "DatasetToTFRecord",
+})
+
+
+def _foldable_op(op: str) -> bool:
+    """Whether constant folding may run ``op``: no host I/O and nothing stateful (TensorFlow's own op flag)."""
+    if op in HOST_IO_OPS:
+        return False
+    try:
+        from tensorflow.python.framework import op_def_registry
+    except ImportError:  # pragma: no cover - TensorFlow is a dependency
+        return True
+    op_def = op_def_registry.get(op)
+    return op_def is None or not op_def.is_stateful
+
+
 def fold_constants(gd, input_names: set[str], constants: dict):
     """Evaluate every subgraph that depends on no input and replace it by Const nodes.
 
@@ -1191,7 +1215,7 @@ def fold_constants(gd, input_names: set[str], constants: dict):
         if is_external_const(n):
             const.add(name)
             continue
-        if name in input_names or n.op in nondeterministic or n.op in _CALL_OPS:
+        if name in input_names or n.op in nondeterministic or n.op in _CALL_OPS or not _foldable_op(n.op):
             continue
         if n.op == "Const" or (n.input and all(_src(i) in const for i in n.input)):
             const.add(name)

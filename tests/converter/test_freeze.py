@@ -204,3 +204,29 @@ def test_parse_input_spec():
     assert parse_input_spec("images:1x224x224x3") == ("images", (1, 224, 224, 3))
     with pytest.raises(FreezeError, match="NAME:SHAPE"):
         parse_input_spec("images:1x?x3")
+
+
+def test_constant_folding_never_reads_host_files(tmp_path):
+    """A .pb that reads a file through a constant path must not bake the build host's file into the network."""
+    import tensorflow as tf
+
+    from converter.errors import UnsupportedOpsError
+    from converter.freeze import freeze
+    from converter.graph import parse
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"SECRET-BYTES-OF-THE-BUILD-HOST")
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (1, 4), name="x")
+        data = tf.io.decode_raw(tf.io.read_file(tf.constant(str(secret))), tf.uint8)
+        tf.identity(x + tf.reduce_sum(tf.cast(data, tf.float32)), name="y")
+    pb = tmp_path / "reads_a_file.pb"
+    pb.write_bytes(graph.as_graph_def().SerializeToString())
+    frozen = freeze(str(pb), inputs={"x": (1, 4)}, outputs=["y"])
+    blob = frozen.to_bytes()
+    assert b"SECRET-BYTES" not in blob, "constant folding ran ReadFile"
+    assert "ReadFile" in {n.op for n in frozen.graph_def.node}
+    with pytest.raises(UnsupportedOpsError, match="ReadFile") as info:
+        parse(frozen)
+    assert info.value.exit_code == 2
