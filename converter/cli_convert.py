@@ -59,6 +59,9 @@ def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
                    help="input shape like images:1x224x224x3 (repeatable)")
     p.add_argument("--output", action="append", default=[], metavar="NAME", help="output to keep (repeatable)")
     p.add_argument("--signature", default="serving_default", help="SavedModel signature")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="allow Keras files whose Lambda layers or custom objects run Python code when loaded "
+                        "(refused by default: model files from elsewhere are untrusted)")
     p.add_argument("--verify", action="store_true", help="compare with TensorFlow after building")
     p.add_argument("--check-intermediates", action="store_true",
                    help="with --verify, also compare every intermediate TF tensor that has a TensorRT counterpart")
@@ -135,7 +138,7 @@ def _convert(args, result: dict, console) -> int:
     console.print(f"[dim]start-up  {time.perf_counter() - t:.2f} s  (importing TensorFlow)[/]")
     t = time.perf_counter()
     frozen = freeze(args.model, inputs=inputs or None, outputs=args.output or None,
-                               signature=args.signature)
+                    signature=args.signature, trust_model_code=args.trust_model_code)
     timings["freeze"] = time.perf_counter() - t
     if args.verify:
         from .verify import check_input_options

@@ -341,6 +341,7 @@ def freeze(
     inputs: dict[str, tuple] | None = None,
     outputs: list[str] | None = None,
     signature: str = "serving_default",
+    trust_model_code: bool = False,
 ) -> FrozenGraph:
     """Freeze ``model`` into a :class:`FrozenGraph`.
 
@@ -352,11 +353,15 @@ def freeze(
     it (undeclared, it takes its default).  ``outputs`` selects output names
     (Keras output names, signature keys, or node names of a ``.pb``); by
     default all outputs of the model are kept.
+
+    Model files are untrusted by default: a Keras file whose ``Lambda`` layers (or, in ``.keras``, other
+    arbitrary code) would run Python on this machine when loaded is refused unless ``trust_model_code``.
     """
-    return open_model(model, signature=signature, outputs=outputs).freeze(inputs)
+    return open_model(model, signature=signature, outputs=outputs, trust_model_code=trust_model_code).freeze(inputs)
 
 
-def open_model(model, signature: str | None = "serving_default", outputs: list[str] | None = None) -> ModelSource:
+def open_model(model, signature: str | None = "serving_default", outputs: list[str] | None = None,
+               trust_model_code: bool = False) -> ModelSource:
     """Load ``model`` (any source :func:`freeze` takes) and say what it declares, without fixing shapes.
 
     ``signature=None`` picks a SavedModel's ``serving_default``, or its only
@@ -372,7 +377,7 @@ def open_model(model, signature: str | None = "serving_default", outputs: list[s
         if suffix == ".pb":
             return _open_pb(path, outputs)
         if suffix in (".keras", ".h5", ".hdf5"):
-            return _open_keras(_load_keras_file(path), outputs)
+            return _open_keras(_load_keras_file(path, trust_model_code), outputs)
         raise FreezeError(
             f"don't know how to load '{path.name}'",
             "pass a .keras or .h5 file, a SavedModel directory or a frozen .pb",
@@ -411,7 +416,48 @@ def _is_keras_model(model) -> bool:
         return False
 
 
-def _load_keras_file(path: Path):
+def _lambda_layers_in_h5(path: Path) -> list[str]:
+    """Names of ``Lambda`` layers in a legacy ``.h5`` model's config (their code runs when the file loads)."""
+    import json
+
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            raw = fh.attrs.get("model_config")
+    except Exception:  # noqa: BLE001 - not an HDF5 file: the loaders below say so
+        return []
+    if raw is None:
+        return []
+    try:
+        config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except ValueError:
+        return []
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(str((node.get("config") or {}).get("name", "?")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return found
+
+
+def _load_keras_file(path: Path, trust_model_code: bool = False):
+    if not trust_model_code and path.suffix.lower() in (".h5", ".hdf5"):
+        lambdas = _lambda_layers_in_h5(path)
+        if lambdas:
+            raise FreezeError(
+                f"'{path.name}' has Lambda layer(s) {lambdas}: loading it would run the Python code stored in "
+                "the file on this machine, and model files are not trusted by default",
+                "if you trust where the file comes from, pass --trust-model-code (convert) or "
+                "trust_model_code=True (converter.freeze)")
     errors = []
     if path.suffix.lower() == ".keras":
         loaders = ("keras", "tf_keras")
@@ -420,11 +466,18 @@ def _load_keras_file(path: Path):
     for loader in loaders:
         try:
             module = __import__(loader)
-            return module.models.load_model(str(path), compile=False)
+            if trust_model_code:
+                return module.models.load_model(str(path), compile=False, safe_mode=False)
+            return module.models.load_model(str(path), compile=False)  # safe_mode: no Lambda code in .keras
         except ImportError as exc:
             errors.append(f"{loader}: {exc}")
         except Exception as exc:  # noqa: BLE001 - every loader failure is reported together
             errors.append(f"{loader}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    if any("safe_mode" in e for e in errors):  # Keras refused to run code stored in the file
+        raise FreezeError(f"'{path.name}' holds Python code (a Lambda layer or custom object) that Keras runs "
+                          "when loading it, and model files are not trusted by default: " + "; ".join(errors),
+                          "if you trust where the file comes from, pass --trust-model-code (convert) or "
+                          "trust_model_code=True (converter.freeze)")
     raise FreezeError(f"could not load Keras model '{path}': " + "; ".join(errors),
                       "is it a Keras model file? Re-save it with model.save('model.keras')")
 

@@ -230,3 +230,24 @@ def test_constant_folding_never_reads_host_files(tmp_path):
     with pytest.raises(UnsupportedOpsError, match="ReadFile") as info:
         parse(frozen)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_keras_files_with_lambda_code_are_refused_unless_trusted(tmp_path, suffix):
+    """Loading a Lambda layer runs Python stored in the file: refused (exit 2) unless the user trusts it."""
+    from converter.errors import FreezeError
+    from converter.freeze import freeze
+
+    if suffix == ".h5":
+        import tf_keras as k
+    else:
+        import keras as k
+    inp = k.Input((4,), name="x")
+    out = k.layers.Lambda(lambda t: t * 2.0, name="double")(inp)
+    path = tmp_path / f"lambda{suffix}"
+    k.Model(inp, out).save(str(path))
+    with pytest.raises(FreezeError, match="not trusted by default") as info:
+        freeze(str(path))
+    assert info.value.exit_code == 2 and "--trust-model-code" in info.value.hint
+    frozen = freeze(str(path), trust_model_code=True)
+    assert list(frozen.outputs)
