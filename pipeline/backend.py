@@ -40,7 +40,7 @@ class Backend(Protocol):
     def target(self, builder: dict) -> str: ...
     def generate_example(self, name: str, seed: int, input_shape: list[int], path: Path) -> None: ...
     def freeze(self, model_path: Path, inputs: list[dict], outputs: list[str] | None,
-               signature: str) -> tuple[bytes, dict]: ...
+               signature: str, trust_model_code: bool = False) -> tuple[bytes, dict]: ...
     def parse(self, frozen: bytes) -> tuple[bytes, dict]: ...
     def construct(self, graph: bytes) -> tuple[bytes, dict]: ...
     def optimize(self, snapshot: bytes, builder: dict, timing_cache: Path | None) -> tuple[bytes, dict]: ...
@@ -139,11 +139,12 @@ class ConverterBackend:
             raise ModelError(f"could not generate keras.applications.{name}: {tail[0]}",
                              hint="check model.keras_application and inputs[].shape in the config")
 
-    def freeze(self, model_path, inputs, outputs, signature):
+    def freeze(self, model_path, inputs, outputs, signature, trust_model_code=False):
         from converter.freeze import freeze
 
         overrides = {i["name"]: tuple(i["shape"]) for i in inputs}
-        frozen = freeze(str(model_path), inputs=overrides, outputs=outputs or None, signature=signature)
+        frozen = freeze(str(model_path), inputs=overrides, outputs=outputs or None, signature=signature,
+                        trust_model_code=trust_model_code)
         from converter.errors import ModelError
 
         want = {i["name"]: i for i in inputs}

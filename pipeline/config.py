@@ -68,6 +68,9 @@ class ModelSource(_Strict):
                                                                "MobileNetV2 (example model, weights=None)")
     seed: int = Field(0, description="an integer seed for the generated example model")
     signature: str = Field("serving_default", description="the SavedModel signature to freeze")
+    trust_code: bool = Field(False, description="true to allow Keras files whose Lambda layers or custom objects "
+                                                "run Python when loaded (refused by default: model files are "
+                                                "untrusted)")
 
     @model_validator(mode="after")
     def _one_source(self):

@@ -72,17 +72,19 @@ class Freeze(Stage):
 
     def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
         spec = ctx.config.spec
-        return self.key_components(
-            ctx, upstream, inputs={"model": model_identity(ctx)},
-            config={"model.signature": spec.model.signature,
-                    "inputs": [i.model_dump(mode="json") for i in spec.inputs], "outputs": spec.outputs},
-            toolchain=("tensorflow", "keras"))
+        config = {"model.signature": spec.model.signature,
+                  "inputs": [i.model_dump(mode="json") for i in spec.inputs], "outputs": spec.outputs}
+        if spec.model.trust_code:  # only when set: existing keys stay valid
+            config["model.trust_code"] = True
+        return self.key_components(ctx, upstream, inputs={"model": model_identity(ctx)}, config=config,
+                                   toolchain=("tensorflow", "keras"))
 
     def execute(self, ctx: StageContext, upstream: dict[str, StageResult], io: StageIO) -> tuple[dict, dict]:
         spec = ctx.config.spec
         model_path = example_model(ctx) if spec.model.keras_application else ctx.config.model_path
+        extra = {"trust_model_code": True} if spec.model.trust_code else {}
         frozen, meta = ctx.backend.freeze(model_path, [i.model_dump(mode="json") for i in spec.inputs],
-                                          spec.outputs, spec.model.signature)
+                                          spec.outputs, spec.model.signature, **extra)
         return {"frozen": io.put(frozen, "frozen-graph")}, meta
 
 

@@ -75,7 +75,7 @@ class FakeBackend:
         Path(path).write_bytes(_h(name.encode(), str(seed).encode(), str(input_shape).encode(),
                                   str(time.time()).encode()) * 8)
 
-    def freeze(self, model_path, inputs, outputs, signature):
+    def freeze(self, model_path, inputs, outputs, signature, trust_model_code=False):
         self._note("freeze")
         p = Path(model_path)
         content = b"".join(f.read_bytes() for f in sorted(p.rglob("*")) if f.is_file()) if p.is_dir() \

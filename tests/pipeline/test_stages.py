@@ -249,3 +249,32 @@ def test_a_dashboard_replay_never_builds(configs, artifacts, fake, monkeypatch):
     assert statuses(stages)[:4] == ["cached"] * 4
     assert stages["verify"]["status"] == "skipped" and "not cached any more" in stages["verify"]["reason"]
     assert "verify" not in fake.calls
+
+
+def test_trusting_model_code_is_a_freeze_setting(configs, artifacts, fake):
+    """model.trust_code reaches the converter's freeze and its key (only when set: other keys stay valid)."""
+    path = configs.write()
+    _, stages = build(path, artifacts, fake)
+    path.write_text(path.read_text().replace("  path: model.keras\n", "  path: model.keras\n  trust_code: true\n"))
+    _, stages = build(path, artifacts, fake)
+    assert stages["freeze"]["status"] == "built" and "model.trust_code" in stages["freeze"]["reason"]
+
+
+def test_the_converter_backend_refuses_lambda_code_unless_the_config_trusts_it(tmp_path):
+    import tf_keras as k
+
+    from converter.errors import FreezeError
+    from pipeline.backend import ConverterBackend
+
+    inp = k.Input((4,), name="x")
+    k.Model(inp, k.layers.Lambda(lambda t: t + 1.0, name="plus_one")(inp)).save(str(tmp_path / "m.h5"))
+    backend = ConverterBackend()
+    spec = [{"name": "x", "shape": [1, 4], "dtype": "float32"}]
+    try:
+        backend.freeze(tmp_path / "m.h5", spec, None, "serving_default")
+    except FreezeError as exc:
+        assert exc.exit_code == 2 and "Lambda" in exc.message
+    else:
+        raise AssertionError("a Lambda .h5 was loaded without trust")
+    frozen, meta = backend.freeze(tmp_path / "m.h5", spec, None, "serving_default", trust_model_code=True)
+    assert frozen and meta["inputs"][0]["name"] == "x"
