@@ -8,6 +8,8 @@ runner (:mod:`pipeline.stages.runner`) is the same for all of them.
 
 from __future__ import annotations
 
+import abc
+
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -120,7 +122,7 @@ def output_digest(upstream: dict[str, StageResult], stage: str, role: str) -> st
     return upstream[stage].outputs[role]["digest"]
 
 
-class Stage:
+class Stage(abc.ABC):
     """One pipeline stage.  Subclasses set the class attributes and the two methods.
 
     ``reads`` maps an input name (as it appears in the key's ``inputs``) to the
@@ -151,12 +153,13 @@ class Stage:
         """Why the config turns this stage off (None: it runs)."""
         return None
 
+    @abc.abstractmethod
     def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
-        raise NotImplementedError
+        """The stage's cache-key components (see :meth:`key_components`)."""
 
+    @abc.abstractmethod
     def execute(self, ctx: StageContext, upstream: dict[str, StageResult], io: StageIO) -> tuple[dict, dict]:
         """Do the work; return ``(outputs by role, meta)``.  Raise to fail the stage."""
-        raise NotImplementedError
 
     def key(self, ctx: StageContext, upstream: dict[str, StageResult]) -> str:
         return key_of(self.components(ctx, upstream))
