@@ -42,10 +42,18 @@ def ensure_model(name: str, side: int) -> Path:
 
 
 def convert(name: str, side: int, engine_dir: Path, timeout: float, env: dict | None = None) -> dict:
-    model = ensure_model(name, side)
-    engine = engine_dir / f"{name}.plan"
+    row = measure(ensure_model(name, side), engine_dir / f"{name}.plan", timeout, env=env)
+    return {"model": name, "input": f"{side}x{side}", **row}
+
+
+def measure(model: Path, engine: Path, timeout: float, flags: tuple = (), env: dict | None = None) -> dict:
+    """``tf2trt convert MODEL --verify --check-intermediates --json [flags]`` in a child: its JSON as a row.
+
+    The row has the exit code, wall time and the child's own peak RSS, and
+    either the measurements or the last line of stderr as ``error``.
+    """
     cmd = [sys.executable, "-m", "converter", "convert", str(model), "--engine", str(engine), "--verify",
-           "--check-intermediates", "--json"]
+           "--check-intermediates", "--json", *flags]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env=dict(os.environ, **(env or {})))
@@ -71,20 +79,19 @@ def convert(name: str, side: int, engine_dir: Path, timeout: float, env: dict | 
         r.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
-    row = {"model": name, "input": f"{side}x{side}", "exit": proc.returncode, "wall_s": round(wall, 1),
-           "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    row = {"exit": proc.returncode, "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
     try:
         result = json.loads("".join(chunks["out"]).strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         row["error"] = ("".join(chunks["err"]).strip().splitlines() or ["no output"])[-1][:200]
         return row
-    t = result["timings"]
+    t = result.get("timings") or {}
     v = result.get("verification") or {}
     outs = v.get("outputs") or []
     row.update({
         "tf_ops": result.get("tf_ops"), "layers": result.get("layers"),
-        "convert_s": round(t["freeze"] + t["parse"] + t["construct"] + t["optimize"], 2),
-        "verify_s": round(t["verify"], 2),
+        "convert_s": round(sum(t.get(k, 0) for k in ("freeze", "parse", "construct", "optimize")), 2),
+        "verify_s": round(t["verify"], 2) if "verify" in t else None,
         "engine_mb": round(result["engine"]["bytes"] / 2**20, 1) if result.get("engine") else None,
         "max_abs_err": max((o["max_abs_err"] for o in outs if o["max_abs_err"] is not None), default=None),
         "intermediates": v.get("intermediates"),
@@ -133,6 +140,14 @@ def tf_self_consistency(model: Path) -> float | None:
     return float(max(np.max(np.abs(results[0][k].astype(np.float64) - results[1][k])) for k in results[0]))
 
 
+def check_cells(row: dict) -> tuple[str, str]:
+    """The table's "intermediates" (passed/checked) and "max abs err" cells of one measured row."""
+    im = row.get("intermediates") or {}
+    inter = f"{im.get('checked', 0) - im.get('failed', 0)}/{im.get('checked', 0)}" if im else "–"
+    err = f"{row['max_abs_err']:.2g}" if row.get("max_abs_err") is not None else "–"
+    return inter, err
+
+
 def render(rows: list[dict]) -> str:
     passed = sum(1 for r in rows if r.get("passed"))
     lines = [
@@ -152,8 +167,7 @@ def render(rows: list[dict]) -> str:
     ]
     for r in rows:
         im = r.get("intermediates") or {}
-        inter = f"{im.get('checked', 0) - im.get('failed', 0)}/{im.get('checked', 0)}" if im else "–"
-        err = f"{r['max_abs_err']:.2g}" if r.get("max_abs_err") is not None else "–"
+        inter, err = check_cells(r)
         result = "PASSED" if r.get("passed") else f"FAILED: {r.get('error') or 'exit ' + str(r['exit'])}"
         if not r.get("passed") and r.get("tf_self_max_abs_err") is not None:
             if im.get("failed"):
@@ -185,6 +199,14 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_doc(table: str) -> None:
+    """docs/zoo.md: this table, then bench/corpus.py's "Beyond keras.applications" section, kept as it is."""
+    doc = ROOT / "docs" / "zoo.md"
+    marker = "## Beyond keras.applications"
+    old = doc.read_text() if doc.exists() else ""
+    doc.write_text(table + ("\n" + marker + old.split(marker, 1)[1] if marker in old else ""))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated subset")
@@ -196,7 +218,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.render:
         rows = json.loads((RESULTS / "zoo.json").read_text())
-        (ROOT / "docs" / "zoo.md").write_text(render(rows))
+        write_doc(render(rows))
         return 0
     wanted = set(args.models.split(",")) if args.models else None
     rows = []
@@ -223,7 +245,7 @@ def main(argv=None) -> int:
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "zoo.json").write_text(json.dumps(rows, indent=2) + "\n")
-        (ROOT / "docs" / "zoo.md").write_text(render(rows))
+        write_doc(render(rows))
     return 0 if all(r.get("passed") for r in rows) else 1
 
 

@@ -1246,7 +1246,11 @@ def _foldable_op(op: str) -> bool:
     except ImportError:  # pragma: no cover - TensorFlow is a dependency
         return True
     op_def = op_def_registry.get(op)
-    return op_def is None or not op_def.is_stateful
+    if op_def is None:
+        return True
+    # a TensorList or resource handle (LSTM's while loop: TensorListReserve) has no Const form
+    handles = (20, 21)  # DT_RESOURCE, DT_VARIANT
+    return not op_def.is_stateful and not any(arg.type in handles for arg in op_def.output_arg)
 
 
 def fold_constants(gd, input_names: set[str], constants: dict):

@@ -45,7 +45,8 @@ class Backend(Protocol):
     def construct(self, graph: bytes) -> tuple[bytes, dict]: ...
     def optimize(self, snapshot: bytes, builder: dict, timing_cache: Path | None) -> tuple[bytes, dict]: ...
     def verify(self, frozen: bytes, snapshot: bytes, inputs_npz: Path | None, seed: int, samples: int,
-               rtol: float, atol: float) -> dict: ...
+               rtol: float, atol: float, input_ranges: dict | None = None,
+               input_values: dict | None = None) -> dict: ...
 
 
 def _dist_version(*names: str) -> str | None:
@@ -192,13 +193,15 @@ class ConverterBackend:
         engine = optimize_network(snap, settings)
         return engine, {"layers": int(snap.layer_count)}
 
-    def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol) -> dict:
+    def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol, input_ranges=None,
+               input_values=None) -> dict:
         from converter.freeze import FrozenGraph
         from converter.verify import verify
 
         report = verify(FrozenGraph.from_bytes(frozen), snapshot_from_bytes(snapshot),
                         inputs_npz=str(inputs_npz) if inputs_npz else None, seed=seed,
-                        samples=samples, rtol=rtol, atol=atol)
+                        samples=samples, rtol=rtol, atol=atol, input_ranges=input_ranges,
+                        input_values=input_values)
         return report.to_dict()
 
 

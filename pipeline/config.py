@@ -126,6 +126,44 @@ class VerificationSpec(_Strict):
     seed: int = Field(0, description="an integer seed for the random inputs")
     inputs_npz: Optional[str] = Field(None, description="an .npz of real inputs named after the model inputs, "
                                                         "relative to the config file")
+    input_ranges: Optional[dict[str, Any]] = Field(
+        None, description="a mapping of input name to [LOW, HIGH] (HIGH exclusive), e.g. {segment_ids: [0, 2]}; "
+                          "the random values for that input (the CLI's --input-range)")
+    input_values: Optional[dict[str, Any]] = Field(
+        None, description="a mapping of input name to one number or true/false, e.g. {padding_mask: 1}; that "
+                          "input is filled with it (the CLI's --input-value)")
+
+    @field_validator("input_ranges")
+    @classmethod
+    def _ranges(cls, v):
+        """Checked by hand: pydantic's own errors for tuples in dicts name list indices, not the input."""
+        out = {}
+        for name, r in (v or {}).items():
+            if (not isinstance(r, (list, tuple)) or len(r) != 2
+                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in r)):
+                raise ValueError(f"{name}: expected [LOW, HIGH], two numbers (got {r!r})")
+            if not r[0] < r[1]:
+                raise ValueError(f"LOW must be below HIGH for {name} (HIGH is exclusive: [0, 2] gives 0 and 1)")
+            out[name] = (float(r[0]), float(r[1]))
+        return out if v is not None else None
+
+    @field_validator("input_values")
+    @classmethod
+    def _values(cls, v):
+        for name, x in (v or {}).items():
+            if not isinstance(x, (bool, int, float)):
+                raise ValueError(f"{name}: expected one number or true/false (got {x!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source_per_input(self):
+        both = sorted(set(self.input_ranges or {}) & set(self.input_values or {}))
+        if both:
+            raise ValueError(f"both input_ranges and input_values name {', '.join(both)}: give one per input")
+        if self.inputs_npz is not None and (self.input_ranges or self.input_values):
+            raise ValueError("inputs_npz and input_ranges/input_values were both given: real inputs from the .npz "
+                             "are used as they are, so remove one")
+        return self
 
 
 class ScheduleSpec(_Strict):
@@ -446,6 +484,12 @@ def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConf
             issues.append(ConfigIssue("verification.inputs_npz", f"file not found: {npz}",
                                       "correct the path (relative paths start at the config file's directory)",
                                       _line_of(data, ("verification", "inputs_npz"), lines)))
+        names = {i.name for i in spec.inputs}
+        for key in ("input_ranges", "input_values"):
+            for name in sorted(set(getattr(spec.verification, key) or {}) - names):
+                issues.append(ConfigIssue(f"verification.{key}.{name}", f"'{name}' is not one of the inputs "
+                                          f"({', '.join(sorted(names))})", "name an input listed under inputs:",
+                                          _line_of(data, ("verification", key, name), lines)))
         if spec.model.keras_application is not None and len(spec.inputs) != 1:
             issues.append(ConfigIssue("inputs", "a keras.applications model has exactly one input",
                                       "list one input", _line_of(data, ("inputs",), lines)))

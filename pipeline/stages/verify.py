@@ -17,6 +17,19 @@ from .freeze import CODE as FREEZE_CODE
 CODE = code_list(FREEZE_CODE, ("verify.py", "reference.py", "snapshot.py", "layers/", "trt.py"))
 
 
+def input_options(v) -> dict:
+    """The config's per-input ranges/values as verify() keywords, only those set.
+
+    Ranges become (low, high) tuples: verify() and the canonical key both take them as given.
+    """
+    out = {}
+    if v.input_ranges:
+        out["input_ranges"] = {name: (float(lo), float(hi)) for name, (lo, hi) in sorted(v.input_ranges.items())}
+    if v.input_values:
+        out["input_values"] = dict(sorted(v.input_values.items()))
+    return out
+
+
 class VerificationFailed(StageFailed):
     def __init__(self, report: dict, outputs: dict):
         self.report = report
@@ -44,17 +57,20 @@ class Verify(Stage):
     def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
         v = ctx.config.spec.verification
         npz = ctx.config.inputs_npz
+        # ranges/values join the key only when set, so existing reports keep their keys
+        config = {"verification.rtol": v.rtol, "verification.atol": v.atol,
+                  "verification.samples": v.samples, "verification.seed": v.seed,
+                  **{f"verification.{k}": opts for k, opts in input_options(v).items()}}
         return self.key_components(
-            ctx, upstream, inputs={"inputs_npz": hash_path(npz) if npz else None},
-            config={"verification.rtol": v.rtol, "verification.atol": v.atol,
-                    "verification.samples": v.samples, "verification.seed": v.seed},
+            ctx, upstream, inputs={"inputs_npz": hash_path(npz) if npz else None}, config=config,
             # TensorRT: the snapshot's dtypes and enums decode through its module
             toolchain=("tensorflow", "tensorrt_flavor", "tensorrt"))
 
     def execute(self, ctx: StageContext, upstream: dict[str, StageResult], io: StageIO) -> tuple[dict, dict]:
         v = ctx.config.spec.verification
         report = ctx.backend.verify(io.read("freeze", "frozen"), io.read("construct", "snapshot"),
-                                    ctx.config.inputs_npz, v.seed, v.samples, v.rtol, v.atol)
+                                    ctx.config.inputs_npz, v.seed, v.samples, v.rtol, v.atol,
+                                    **input_options(v))
         out = {"report": io.put(canonical_json(report), "verification-report")}
         if not report.get("passed"):
             raise VerificationFailed(report, out)

@@ -135,3 +135,106 @@ def test_sizes_and_dtypes():
 def test_empty_and_non_mapping(configs):
     assert "empty" in _error(configs, "")
     assert "expected a mapping" in _error(configs, "- a\n- b\n")
+
+
+# ------------------------------------------------------------------ verification.input_ranges / input_values
+
+RANGES = BASE.replace("{name: x, shape: [1, 8]}", "{name: x, shape: [1, 8]}\n  - {name: m, shape: [1, 8], dtype: bool}")
+
+
+def test_input_ranges_and_values_load(configs):
+    p = configs.root / "ok.yaml"
+    configs.root.mkdir(parents=True, exist_ok=True)
+    (configs.root / "model.keras").write_bytes(b"x")
+    p.write_text(RANGES + "verification:\n  input_ranges: {x: [0, 2]}\n  input_values: {m: true}\n")
+    v = load_config(p).spec.verification
+    assert v.input_ranges == {"x": (0.0, 2.0)} and v.input_values == {"m": True}
+
+
+def test_input_range_low_not_below_high(configs):
+    msg = _error(configs, RANGES + "verification:\n  input_ranges: {x: [2, 2]}\n")
+    assert "verification.input_ranges" in msg and "LOW must be below HIGH for x" in msg and "bad.yaml:8" in msg
+
+
+def test_input_range_needs_two_numbers(configs):
+    msg = _error(configs, RANGES + "verification:\n  input_ranges: {x: [0]}\n")
+    assert "verification.input_ranges" in msg and "x: expected [LOW, HIGH], two numbers" in msg
+
+
+def test_input_value_must_be_a_number(configs):
+    msg = _error(configs, RANGES + "verification:\n  input_values: {m: yes please}\n")
+    assert "verification.input_values" in msg and "m: expected one number or true/false" in msg
+
+
+def test_input_range_for_an_unknown_input(configs):
+    msg = _error(configs, RANGES + "verification:\n  input_ranges:\n    segment_ids: [0, 2]\n")
+    assert "verification.input_ranges.segment_ids" in msg and "not one of the inputs (m, x)" in msg
+    assert "bad.yaml:9" in msg
+
+
+def test_range_and_value_for_one_input(configs):
+    msg = _error(configs, RANGES + "verification:\n  input_ranges: {x: [0, 2]}\n  input_values: {x: 1}\n")
+    assert "both input_ranges and input_values name x" in msg
+
+
+def test_ranges_and_npz_conflict(configs):
+    configs.root.mkdir(parents=True, exist_ok=True)
+    (configs.root / "in.npz").write_bytes(b"x")
+    msg = _error(configs, RANGES + "verification:\n  inputs_npz: in.npz\n  input_ranges: {x: [0, 2]}\n")
+    assert "inputs_npz and input_ranges/input_values were both given" in msg
+
+
+def _text_model_config(d: Path, verification: str) -> Path:
+    (d / "c.yaml").write_text(
+        "model: {path: m.keras}\ninputs:\n"
+        "  - {name: token_ids, shape: [1, 8], dtype: int32}\n"
+        "  - {name: segment_ids, shape: [1, 8], dtype: int32}\n"
+        "  - {name: padding_mask, shape: [1, 8], dtype: bool}\n"
+        f"verification:\n{verification}output: out/m.engine\n")
+    return d / "c.yaml"
+
+
+def test_config_input_ranges_reach_verification(tmp_path):
+    """A keras-hub-style model (token_ids, segment_ids with 2 embedding rows, padding_mask) built through
+    all stages: the config's range is in verify's key only when set, changing it reruns verify alone, and
+    a range the model rejects is the bad-input error naming segment_ids (exit 2), not a crash."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "converter"))
+    from text_models import embedding_classifier
+
+    from pipeline.backend import ConverterBackend
+    from pipeline.stages import StageContext, components, run_build, run_stage
+    from pipeline.store import ArtifactStore
+
+    embedding_classifier().save(tmp_path / "m.keras")
+    store = tmp_path / "artifacts"
+
+    def build(verification: str):
+        ctx = StageContext(load_config(_text_model_config(tmp_path, verification)), ArtifactStore(store),
+                           ConverterBackend())
+        seen = {}
+
+        def runner(stage, upstream):
+            seen[stage] = upstream
+            return run_stage(stage, ctx, upstream)
+
+        summary = run_build(ctx, runner=runner)
+        return summary, {s["name"]: s for s in summary["stages"]}, lambda: components("verify", ctx, seen["verify"])
+
+    summary, stages, key = build("  seed: 0\n")
+    assert summary["ok"], summary
+    assert not any(k.startswith("verification.input") for k in key()["config"])
+
+    summary, stages, key = build("  input_ranges: {segment_ids: [0, 2]}\n  input_values: {padding_mask: true}\n")
+    assert summary["ok"] and summary["verification"]["passed"], summary
+    assert [n for n, s in stages.items() if s["status"] == "built"] == ["verify"]
+    config = key()["config"]
+    assert config["verification.input_ranges"] == {"segment_ids": (0.0, 2.0)}
+    assert config["verification.input_values"] == {"padding_mask": True}
+
+    summary, stages, _ = build("  input_ranges: {segment_ids: [0, 5]}\n")
+    assert not summary["ok"] and summary["exit_code"] == 2, summary
+    assert stages["verify"]["status"] == "failed"
+    assert "segment_ids: random integers in [0, 5) (given)" in stages["verify"]["reason"]
+    assert "not in [0, 2)" in stages["verify"]["reason"]
