@@ -10,6 +10,7 @@ import pytest
 from converter import construct, freeze
 from converter.engine import optimize_network
 from converter.errors import FeedError, FreezeError
+from converter.freeze import open_model
 from converter.graph import parse
 from converter.profiles import (ShapeRange, dynamic_shape, in_profiles, parse_profile_arg, profiles_from_args,
                                 shapes_to_check)
@@ -157,7 +158,7 @@ def test_mobilenet_v3_small_with_unknown_image_size():
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV3Small(weights=None, input_shape=(None, None, 3))
-    name = model.inputs[0].name
+    name = open_model(model).inputs[0].name
     frozen = freeze(model, profiles=[{name: ShapeRange((1, 96, 96, 3), (1, 224, 224, 3), (2, 320, 320, 3))}])
     net = construct(parse(frozen))
     # TensorFlow's SAME padding on a size known only at run time is TensorRT's SAME_UPPER
@@ -174,7 +175,7 @@ def test_efficientnet_b0_at_batch_1_8_and_32():
 
     keras.utils.set_random_seed(0)
     model = keras.applications.EfficientNetB0(weights=None)
-    name = model.inputs[0].name
+    name = open_model(model).inputs[0].name
     frozen = freeze(model, profiles=[{name: ShapeRange((1, 224, 224, 3), (8, 224, 224, 3), (32, 224, 224, 3))}])
     net = construct(parse(frozen))
     report = verify(frozen, net.snapshot, intermediates=True)
