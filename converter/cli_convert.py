@@ -56,7 +56,14 @@ def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     p.add_argument("model", help=".keras, .h5, SavedModel directory or frozen .pb")
     p.add_argument("--engine", required=True, help="where to write the serialized engine (.plan)")
     p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE",
-                   help="input shape like images:1x224x224x3 (repeatable)")
+                   help="static input shape like images:1x224x224x3 (repeatable)")
+    p.add_argument("--profile", action="append", default=[], metavar="NAME:MIN,OPT,MAX",
+                   help="keep an input's unknown dimensions dynamic over a range, e.g. token_ids:1x16,8x128,32x512 "
+                        "(repeatable; naming an input again adds a further optimization profile)")
+    p.add_argument("--batch-range", type=_batch_range_arg, default=None, metavar="MIN,OPT,MAX",
+                   help="batch sizes an unknown batch dimension serves when neither --input nor --profile gives "
+                        "that input a shape; 1,1,1 builds a static batch-1 network (default: "
+                        f"{','.join(map(str, _default_batch_range()))})")
     p.add_argument("--output", action="append", default=[], metavar="NAME", help="output to keep (repeatable)")
     p.add_argument("--signature", default="serving_default", help="SavedModel signature")
     p.add_argument("--trust-model-code", action="store_true",
@@ -85,11 +92,28 @@ def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     return p
 
 
+def _default_batch_range() -> tuple[int, int, int]:
+    from .profiles import DEFAULT_BATCH_RANGE
+
+    return DEFAULT_BATCH_RANGE
+
+
+def _batch_range_arg(text: str) -> tuple[int, int, int]:
+    """argparse type for ``MIN,OPT,MAX`` batch sizes."""
+    try:
+        lo, mid, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not MIN,OPT,MAX (three integers, e.g. 1,1,8)") from None
+    if not 1 <= lo <= mid <= hi:
+        raise argparse.ArgumentTypeError(f"'{text}': need 1 ≤ MIN ≤ OPT ≤ MAX")
+    return lo, mid, hi
+
+
 def run_convert(args) -> int:
     from rich.console import Console
 
     console = Console(stderr=args.json)
-    result = {"engine": None, "layers": None, "tf_ops": None, "timings": {k: 0.0 for k in STAGES},
+    result = {"engine": None, "profiles": [], "layers": None, "tf_ops": None, "timings": {k: 0.0 for k in STAGES},
               "verification": None, "error": None}
     code = EXIT_OK
     engine_path = Path(args.engine)
@@ -124,7 +148,11 @@ def _convert(args, result: dict, console) -> int:
 
     from .freeze import freeze, parse_input_spec
 
+    from .profiles import profiles_from_args
+
     inputs = dict(parse_input_spec(s) for s in args.input)
+    profiles = profiles_from_args(args.profile)
+    batch_range = args.batch_range or _default_batch_range()
     input_ranges, input_values = _input_options(args)
     settings = BuilderSettings(workspace=args.workspace, opt_level=args.opt_level,
                                timing_cache=args.timing_cache, targets=tuple(args.target) if args.target else None)
@@ -138,8 +166,14 @@ def _convert(args, result: dict, console) -> int:
     console.print(f"[dim]start-up  {time.perf_counter() - t:.2f} s  (importing TensorFlow)[/]")
     t = time.perf_counter()
     frozen = freeze(args.model, inputs=inputs or None, outputs=args.output or None,
-                    signature=args.signature, trust_model_code=args.trust_model_code)
+                    signature=args.signature, trust_model_code=args.trust_model_code, profiles=profiles,
+                    batch_range=batch_range)
     timings["freeze"] = time.perf_counter() - t
+    result["profiles"] = frozen.meta.get("profiles", [])
+    for k, profile in enumerate(result["profiles"]):
+        ranges = ", ".join(f"{name} {'x'.join(map(str, r['min']))} .. {'x'.join(map(str, r['opt']))} .. "
+                           f"{'x'.join(map(str, r['max']))}" for name, r in sorted(profile.items()))
+        console.print(f"[dim]profile {k}: {ranges} (min .. opt .. max)[/]")
     if args.verify:
         from .verify import check_input_options
 
@@ -200,7 +234,8 @@ def _convert(args, result: dict, console) -> int:
             result["verification"] = report.summary()
             console.print(report.render(), markup=False, highlight=False)
 
-    meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": inputs_meta, "outputs": output_names})
+    meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": inputs_meta, "outputs": output_names,
+                                      "profiles": list(net.profiles)})
     if report is not None:
         meta["verification"] = report.to_dict()
     elif not_verified is not None:

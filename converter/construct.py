@@ -32,6 +32,8 @@ class ConvertedNetwork:
     graph: Graph | None = None
     tensor_map: dict = field(default_factory=dict)
     keep_alive: list = field(default_factory=list)
+    #: optimization profiles (JSON form, :mod:`converter.profiles`); [] for a static network
+    profiles: list = field(default_factory=list)
     _snapshot: object = None
 
     @property
@@ -45,6 +47,8 @@ class ConvertedNetwork:
             from .snapshot import Snapshot
 
             snap = Snapshot.from_network(self.network)
+            if self.profiles:  # only then: a static network's snapshot is what it always was
+                snap.topology["profiles"] = [dict(p) for p in self.profiles]
             snap.meta["tensor_map"] = {k: [v[0], list(v[1])] for k, v in self.tensor_map.items()}
             if self.graph is not None:
                 snap.meta["inputs"] = [s.to_dict() for s in self.graph.inputs]
@@ -100,7 +104,8 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> Conve
     ctx.node = None
     _mark_outputs(ctx, graph)
     log.info("constructed %d layers", network.num_layers)
-    return ConvertedNetwork(builder, network, graph, ctx.tensor_map, ctx.keep_alive)
+    return ConvertedNetwork(builder, network, graph, ctx.tensor_map, ctx.keep_alive,
+                            list(getattr(graph, "profiles", []) or []))
 
 
 def _structural(ctx: ConversionContext, node) -> None:
@@ -129,12 +134,11 @@ def _check_shape(node, idx: int, value: Value) -> None:
     if idx >= len(node.output_shapes) or node.output_shapes[idx] is None:
         return
     expected = tuple(node.output_shapes[idx])
-    if any(d < 0 for d in expected):
-        return
     got = value.shape
     if value.is_const:
         got = tuple(value.const.shape)
-    if tuple(got) != expected:
+    # a dimension unknown to either side (dynamic in TensorFlow's inference or in TensorRT's) is not compared
+    if len(got) != len(expected) or any(e >= 0 and g >= 0 and e != g for e, g in zip(expected, got)):
         raise ConversionError(node.name, node.op,
                               f"TensorRT infers output {idx} shape {tuple(got)} but TensorFlow says {expected}",
                               "this is a converter bug; please report it with the model")

@@ -76,6 +76,7 @@ def optimize_network(network, settings: BuilderSettings | None = None, **overrid
     builder, net, holder = _resolve(network)
     trt = trtshim.module()
     config = builder.create_builder_config()
+    _add_profiles(builder, config, getattr(holder, "profiles", None) or [])
     if settings.workspace is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace))
     config.builder_optimization_level = settings.opt_level
@@ -110,6 +111,17 @@ def optimize_network(network, settings: BuilderSettings | None = None, **overrid
         atomic_write_bytes(Path(settings.timing_cache), bytes(memoryview(cache.serialize())))
     del holder
     return engine
+
+
+def _add_profiles(builder, config, profiles: list[dict]) -> None:
+    """One TensorRT optimization profile per profile (JSON form, see :mod:`converter.profiles`)."""
+    for k, profile in enumerate(profiles):
+        trt_profile = builder.create_optimization_profile()
+        for name, rng in sorted(profile.items()):
+            trt_profile.set_shape(name, tuple(rng["min"]), tuple(rng["opt"]), tuple(rng["max"]))
+        if config.add_optimization_profile(trt_profile) < 0:
+            raise EngineBuildError(f"TensorRT refused optimization profile {k} ({profile})",
+                                   hint="check that min ≤ opt ≤ max and that the ranks match the inputs")
 
 
 @functools.cache

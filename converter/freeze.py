@@ -43,7 +43,10 @@ EXTERNAL_ATTR = "_tf2trt_constant"
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A named graph input: TF dtype name (``float32``…) and a fully known shape."""
+    """A named graph input: TF dtype name (``float32``…) and its shape in the network.
+
+    A dimension is ``-1`` only where an optimization profile
+    (:mod:`converter.profiles`) keeps it dynamic; otherwise shapes are fully known."""
 
     name: str
     shape: tuple[int, ...]
@@ -186,9 +189,19 @@ class ModelSource:
     #: keeps what the traced functions need alive (a loaded SavedModel owns its variables)
     keep: object = None
 
-    def freeze(self, inputs: dict[str, tuple] | None = None) -> "FrozenGraph":
-        shapes, extra = resolve_input_shapes(self, dict(inputs or {}))
-        return self.build(shapes, extra)
+    def freeze(self, inputs: dict[str, tuple] | None = None, profiles: list | None = None,
+               batch_range: tuple[int, int, int] | None = None) -> "FrozenGraph":
+        """Freeze at ``inputs`` (static shapes) and ``profiles`` (ranges that stay dynamic, see
+        :mod:`converter.profiles`); ``batch_range`` (min, opt, max) keeps an unknown batch dimension
+        dynamic when neither gives that input a shape (None: it becomes 1)."""
+        overrides, profiles = resolve_profiles(self, dict(inputs or {}), profiles, batch_range)
+        shapes, extra = resolve_input_shapes(self, overrides)
+        frozen = self.build(shapes, extra)
+        if profiles:
+            from .profiles import profile_to_json
+
+            frozen.meta["profiles"] = [profile_to_json(p) for p in profiles]
+        return frozen
 
 
 #: example sizes the hints offer for unknown non-batch dimensions (rank-4 inputs are usually images)
@@ -244,6 +257,26 @@ def input_args(inputs: list[ModelInput], given: dict | None = None) -> tuple[str
     return " ".join(cli), "inputs={" + ", ".join(py) + "}", unknown_batch, guessed
 
 
+def profile_args(inputs: list[ModelInput], skip: set | None = None) -> str:
+    """Ready-to-paste ``--profile NAME:MIN,OPT,MAX`` options for the inputs with unknown dimensions: batch
+    1/1/8, other unknown dimensions from half to twice an example size (to be edited to the sizes served)."""
+    out = []
+    for inp in inputs:
+        if not inp.shape or all(d is not None for d in inp.shape) or inp.name in (skip or ()):
+            continue
+        lo, mid, hi = [], [], []
+        for axis, d in enumerate(inp.shape):
+            if d is not None:
+                lo.append(int(d)), mid.append(int(d)), hi.append(int(d))
+            elif axis == 0:
+                lo.append(1), mid.append(1), hi.append(8)
+            else:
+                ex = _example_dim(inp.shape)
+                lo.append(ex // 2), mid.append(ex), hi.append(ex * 2)
+        out.append(f"--profile {inp.name}:" + ",".join("x".join(map(str, s)) for s in (lo, mid, hi)))
+    return " ".join(out)
+
+
 def _mismatch(inp: ModelInput, given: tuple) -> str | None:
     """Why ``given`` does not fit the model's declared shape of ``inp`` (None if it fits)."""
     if inp.shape is None:
@@ -257,6 +290,68 @@ def _mismatch(inp: ModelInput, given: tuple) -> str | None:
                 f"{shape_text(given)} differs in dimension{'s' if len(axes) > 1 else ''} "
                 f"{', '.join(str(a) for a in axes)}")
     return None
+
+
+def resolve_profiles(source: ModelSource, overrides: dict, profiles: list | None,
+                     batch_range: tuple[int, int, int] | None) -> tuple[dict, list]:
+    """``overrides`` plus the network shape (``-1`` where dynamic) of every input a profile covers, and the
+    profiles completed with the default batch range; ``[]`` when nothing stays dynamic.
+
+    Each range is checked against the model's declared shape (rank, known dimensions) and every problem of
+    every profile is reported at once.  An input with only an unknown batch dimension and no shape given
+    gets ``batch_range`` in every profile.
+    """
+    from .profiles import ShapeRange, dynamic_shape
+
+    declared = {i.name: i for i in source.inputs}
+    profiles = [dict(p) for p in profiles or []]
+    covered: set[str] = set().union(*(set(p) for p in profiles)) if profiles else set()
+    problems: list[str] = []
+    for k, profile in enumerate(profiles):
+        if set(profile) != covered:
+            problems.append(f"profile {k} gives ranges for {sorted(profile)}, another for {sorted(covered)}: every "
+                            "profile must cover the same inputs")
+    for name in sorted(covered):
+        inp = declared.get(name)
+        if inp is None:
+            problems.append(f"--profile names '{name}', which is not an input; the model's inputs are "
+                            f"{list(declared)}")
+            continue
+        if name in overrides:
+            problems.append(f"input '{name}' has both a static shape (--input) and a profile: give one")
+            continue
+        for profile in profiles:
+            rng = profile[name]
+            problem = rng.problem()
+            for shape in (() if problem else (rng.min, rng.opt, rng.max)):
+                problem = problem or _mismatch(inp, shape)
+            if problem:
+                problems.append(f"profile of input '{name}' ({rng.text()}): {problem}")
+    if problems:
+        raise FreezeError("\n".join(problems) if len(problems) == 1 else
+                          f"{len(problems)} profile problems:\n" + "\n".join(f"  - {p}" for p in problems),
+                          "give each input min,opt,max shapes that fit the model (tf2trt inspect MODEL shows its "
+                          "shapes), e.g. --profile NAME:1x128,8x128,32x128")
+    if batch_range is not None:
+        lo, mid, hi = (int(d) for d in batch_range)
+        defaults = {}
+        for inp in source.inputs:
+            if inp.name in covered or inp.name in overrides or not inp.shape or inp.shape[0] is not None:
+                continue
+            if any(d is None for d in inp.shape[1:]):
+                continue  # resolve_input_shapes reports the other unknown dimensions
+            rest = tuple(int(d) for d in inp.shape[1:])
+            defaults[inp.name] = ShapeRange((lo,) + rest, (mid,) + rest, (hi,) + rest)
+        if defaults:
+            log.info("unknown batch dimension of %s: profile %d/%d/%d (the default batch range)",
+                     ", ".join(defaults), lo, mid, hi)
+            profiles = profiles or [{}]
+            for profile in profiles:
+                profile.update(defaults)
+    shapes = {name: dynamic_shape(name, profiles) for name in (set().union(*profiles) if profiles else ())}
+    if not any(-1 in shape for shape in shapes.values()):
+        profiles = []  # every profile fixes every dimension: a static network, as without profiles
+    return {**overrides, **shapes}, profiles
 
 
 def resolve_input_shapes(source: ModelSource, overrides: dict,
@@ -328,6 +423,10 @@ def resolve_input_shapes(source: ModelSource, overrides: dict,
     hint = f"give every input a shape that fits the model: {cli} (in Python: {py})"
     if notes:
         hint += "; " + "; ".join(notes)
+    dynamic = profile_args([i for i in source.inputs if i.shape and any(d is None for d in i.shape[1:])],
+                           skip=set(fitting))
+    if dynamic:
+        hint += f"; or keep the unknown dimensions dynamic with optimization profiles: {dynamic}"
     if unknown_names and not problems:
         hint = "use the model's input names (tf2trt inspect MODEL lists them)"
     raise FreezeError("\n".join(lines), hint)
@@ -342,6 +441,8 @@ def freeze(
     outputs: list[str] | None = None,
     signature: str = "serving_default",
     trust_model_code: bool = False,
+    profiles: list | None = None,
+    batch_range: tuple[int, int, int] | None = None,
 ) -> FrozenGraph:
     """Freeze ``model`` into a :class:`FrozenGraph`.
 
@@ -357,7 +458,8 @@ def freeze(
     Model files are untrusted by default: a Keras file whose ``Lambda`` layers (or, in ``.keras``, other
     arbitrary code) would run Python on this machine when loaded is refused unless ``trust_model_code``.
     """
-    return open_model(model, signature=signature, outputs=outputs, trust_model_code=trust_model_code).freeze(inputs)
+    source = open_model(model, signature=signature, outputs=outputs, trust_model_code=trust_model_code)
+    return source.freeze(inputs, profiles=profiles, batch_range=batch_range)
 
 
 def open_model(model, signature: str | None = "serving_default", outputs: list[str] | None = None,
@@ -482,6 +584,11 @@ def _load_keras_file(path: Path, trust_model_code: bool = False):
                       "is it a Keras model file? Re-save it with model.save('model.keras')")
 
 
+def _tf_shape(shape) -> tuple:
+    """A network shape (``-1`` for a dimension a profile keeps dynamic) as TensorFlow writes it (None)."""
+    return tuple(None if int(d) < 0 else int(d) for d in shape)
+
+
 def _dims(shape) -> tuple | None:
     """A TF/Keras shape as a tuple of ints and None (None for an unknown rank)."""
     import tensorflow as tf
@@ -507,14 +614,14 @@ def _open_keras(model, outputs) -> ModelSource:
     output_names = _keras_output_names(model)
 
     def build(shapes: dict, extra: dict) -> FrozenGraph:
-        specs = [tf.TensorSpec(shapes[n], t.dtype, name=n) for n, t in zip(names, flat)]
+        specs = [tf.TensorSpec(_tf_shape(shapes[n]), t.dtype, name=n) for n, t in zip(names, flat)]
 
         @tf.function(autograph=False)
         def call(*args):
             return model(pack(args), training=False)
 
         concrete = call.get_concrete_function(*specs)
-        return _freeze_concrete(concrete, names, extra, outputs, output_names=output_names)
+        return _freeze_concrete(concrete, names, extra, outputs, output_names=output_names, requested=shapes)
 
     return ModelSource("keras", declared, _keras_declared_outputs(model, output_names), build)
 
@@ -625,12 +732,12 @@ def _open_saved_model(path: Path, signature: str | None, outputs) -> ModelSource
 
     def build(shapes: dict, extra: dict) -> FrozenGraph:
         fn = concrete
-        if any(tuple(shapes[n]) != _dims(arg_specs[n].shape) for n in names):
+        if any(_tf_shape(shapes[n]) != _dims(arg_specs[n].shape) for n in names):
             # the signature's own shapes would win over the ones asked for: retrace through a wrapper
-            specs = {n: tf.TensorSpec(shapes[n], arg_specs[n].dtype, name=n) for n in names}
+            specs = {n: tf.TensorSpec(_tf_shape(shapes[n]), arg_specs[n].dtype, name=n) for n in names}
             wrapper = tf.function(lambda **kw: concrete(**kw), autograph=False)
             fn = wrapper.get_concrete_function(**specs)
-        return _freeze_concrete(fn, names, extra, outputs)
+        return _freeze_concrete(fn, names, extra, outputs, requested=shapes)
 
     return ModelSource("saved_model", described[signature]["inputs"], described[signature]["outputs"], build,
                        signature=signature, signatures=described, keep=loaded)
@@ -650,14 +757,14 @@ def _open_concrete(concrete, outputs) -> ModelSource:
 
     def build(shapes: dict, extra: dict) -> FrozenGraph:
         fn = concrete
-        if any(tuple(shapes[n]) != d.shape for n, d in zip(names, declared)):
+        if any(_tf_shape(shapes[n]) != d.shape for n, d in zip(names, declared)):
             # retrace at the fixed shapes: the leaves of the signature, in order, are the graph's inputs
-            new_specs = iter(tf.TensorSpec(shapes[n], t.dtype, name=n) for n, t in zip(names, graph_inputs))
+            new_specs = iter(tf.TensorSpec(_tf_shape(shapes[n]), t.dtype, name=n) for n, t in zip(names, graph_inputs))
             args, kwargs = tf.nest.map_structure(
                 lambda leaf: next(new_specs) if isinstance(leaf, tf.TensorSpec) else leaf, structure)
             wrapper = tf.function(lambda *a, **kw: concrete(*a, **kw), autograph=False)
             fn = wrapper.get_concrete_function(*args, **kwargs)
-        return _freeze_concrete(fn, names, extra, outputs)
+        return _freeze_concrete(fn, names, extra, outputs, requested=shapes)
 
     return ModelSource("function", declared, out_decl, build)
 
@@ -691,7 +798,8 @@ def _output_map(concrete, output_names: list[str] | None) -> dict[str, str]:
     return {f"output_{i}": name for i, name in enumerate(flat)}
 
 
-def _freeze_concrete(concrete, input_names: list[str], extra: dict, outputs, output_names=None) -> FrozenGraph:
+def _freeze_concrete(concrete, input_names: list[str], extra: dict, outputs, output_names=None,
+                     requested: dict | None = None) -> FrozenGraph:
     """Inline, replace variables by constants, name inputs and outputs, prune and fold a traced function."""
     from .errors import InternalError
 
@@ -705,6 +813,10 @@ def _freeze_concrete(concrete, input_names: list[str], extra: dict, outputs, out
     specs = []
     for name, t in zip(input_names, _argument_tensors(concrete)):
         dims = _dims(t.shape)
+        wanted = (requested or {}).get(name)
+        if dims is not None and wanted is not None and len(wanted) == len(dims):
+            # a dimension asked to stay dynamic (-1) may be unknown; every other one must be known
+            dims = tuple(-1 if d is None and int(w) < 0 else d for d, w in zip(dims, wanted))
         if dims is None or None in dims:
             raise InternalError(f"input '{name}' was traced with unknown dimensions {shape_text(dims)}")
         specs.append((t.name.split(":")[0], TensorSpec(name, tuple(dims), t.dtype.name)))

@@ -100,8 +100,11 @@ def decode_attr(value):
 class Graph:
     """Nodes in topological order, with constants, consumers and the signature."""
 
-    def __init__(self, nodes: list[Node], inputs: list[TensorSpec], outputs: list[str]):
+    def __init__(self, nodes: list[Node], inputs: list[TensorSpec], outputs: list[str],
+                 profiles: list[dict] | None = None):
         self.nodes = nodes
+        #: optimization profiles in JSON form (:func:`converter.profiles.profile_to_json`); [] when static
+        self.profiles = list(profiles or [])
         self.by_name = {n.name: n for n in nodes}
         self.inputs = inputs
         self.outputs = outputs
@@ -167,6 +170,8 @@ class Graph:
             # round trip should not invent state
             "aliases": None if "aliases" not in self.__dict__ else [[k, v] for k, v in self.aliases.items()],
         }
+        if self.profiles:  # only then: a static graph's bytes (and digest) stay what they always were
+            doc["profiles"] = self.profiles
         text = json.dumps(doc, sort_keys=True, allow_nan=False, separators=(",", ":")).encode("utf-8")
         buf = io.BytesIO()
         buf.write(_GRAPH_HEADER + str(len(text)).encode() + b"\n" + text)
@@ -199,13 +204,14 @@ class Graph:
             inputs = [TensorSpec.from_dict(d) for d in doc["inputs"]]
             outputs = [_str(o) for o in doc["outputs"]]
             aliases = doc["aliases"]
+            profiles = doc.get("profiles", [])
             if aliases is not None:
                 aliases = {_str(k): None if v is None else _str(v) for k, v in aliases}
         except DamagedGraphError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged blob
             raise DamagedGraphError(f"damaged parsed-graph blob: {type(exc).__name__}: {exc}") from exc
-        graph = cls(nodes, inputs, outputs)
+        graph = cls(nodes, inputs, outputs, profiles)
         if aliases is not None:
             graph.aliases = aliases
         log.debug("loaded a parsed graph: %d nodes, %d arrays", len(nodes), len(arrays))
@@ -341,7 +347,7 @@ def from_frozen(frozen: FrozenGraph) -> Graph:
                 shapes.append(None if s.unknown_rank else tuple(int(d.size) for d in s.dim))
         inputs = [tensor_ref(i) for i in nd.input if not i.startswith("^")]
         nodes.append(Node(nd.name, nd.op, inputs, attrs, shapes))
-    return Graph(nodes, list(frozen.inputs), list(frozen.outputs))
+    return Graph(nodes, list(frozen.inputs), list(frozen.outputs), frozen.meta.get("profiles", []))
 
 
 def _check_structural(node: Node, graph: Graph, declared: set[str]) -> list[tuple[str, ConversionError]]:

@@ -92,6 +92,17 @@ class ReferenceExecutor:
             if arr.ndim != len(shape) or any(d >= 0 and d != s for d, s in zip(shape, arr.shape)):
                 raise FeedError(f"feed {name!r} has shape {arr.shape}, the network input is {tuple(shape)}")
             values[name] = arr
+        profiles = self.snapshot.profiles
+        if profiles:
+            from converter.profiles import in_profiles, profile_from_json
+
+            shapes = {name: tuple(arr.shape) for name, arr in values.items()}
+            if not in_profiles([profile_from_json(p) for p in profiles], shapes):
+                ranges = "; ".join(", ".join(f"{n} {r['min']}..{r['max']}" for n, r in sorted(p.items()))
+                                   for p in profiles)
+                raise FeedError(f"feed shapes {shapes} are outside every optimization profile of the network "
+                                f"({ranges})", hint="feed shapes inside a profile, or rebuild with a wider "
+                                "--profile NAME:MIN,OPT,MAX")
         return values
 
     # -------------------------------------------------------------- run

@@ -262,6 +262,11 @@ class Snapshot:
         return self.topology["outputs"]
 
     @property
+    def profiles(self) -> list[dict]:
+        """Optimization profiles (JSON form, :mod:`converter.profiles`); [] for a static network."""
+        return self.topology.get("profiles", [])
+
+    @property
     def layer_count(self) -> int:
         return len(self.layers)
 

@@ -23,6 +23,8 @@ tolerances and how every input was made.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import math
 import re
@@ -167,6 +169,8 @@ class VerificationReport:
     seed: int | None = None
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
+    #: dynamic networks: one row per input shape checked (``{"inputs": {name: shape}, "passed", "outputs"}``)
+    shapes: list[dict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -183,6 +187,8 @@ class VerificationReport:
              "seed": self.seed, "rtol": self.rtol, "atol": self.atol,
              "reference": dict(self.reference), "inputs": [dict(i) for i in self.inputs],
              "vacuous_outputs": self.vacuous_outputs}
+        if self.shapes:
+            d["shapes"] = [dict(row) for row in self.shapes]
         if self.first_divergence is not None:
             d["first_divergence"] = self.first_divergence
         if self.intermediates is not None:
@@ -202,6 +208,8 @@ class VerificationReport:
             out["intermediates"] = {k: self.intermediates[k] for k in ("checked", "failed")}
         if self.first_divergence is not None:
             out["first_divergence"] = self.first_divergence
+        if self.shapes:
+            out["shapes"] = [dict(row) for row in self.shapes]
         return out
 
     def render(self) -> str:
@@ -229,6 +237,12 @@ class VerificationReport:
                 f"  {status} | {o.name} {tuple(o.shape)}: max_abs_err={_fmt(o.max_abs_err)} "
                 f"max_rel_err={_fmt(o.max_rel_err)} out_of_tol={_fmt(o.out_of_tolerance, '.3%')} "
                 f"(rtol={o.rtol:g}, atol={o.atol:g})" + "".join(f"; {e}" for e in extra))
+        for row in self.shapes:
+            shapes = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in row["inputs"].items())
+            worst = max((o["max_abs_err"] for o in row["outputs"].values() if o["max_abs_err"] is not None),
+                        default=None)
+            lines.append(f"  {'PASSED' if row['passed'] else 'FAILED'} | at {shapes}: "
+                         f"max_abs_err={_fmt(worst)} over {len(row['outputs'])} output(s)")
         if self.intermediates is not None:
             im = self.intermediates
             status = "PASSED" if not im["failed"] else "FAILED"
@@ -616,7 +630,7 @@ def check_input_options(frozen: FrozenGraph, input_ranges: dict | None = None, i
     for name, value in values.items():
         spec = specs[name]
         try:
-            np.broadcast_to(np.asarray(value).astype(_np_dtype(spec)), spec.shape)
+            np.broadcast_to(np.asarray(value).astype(_np_dtype(spec)), tuple(max(int(d), 1) for d in spec.shape))
         except (TypeError, ValueError) as exc:
             raise VerificationError(f"the value given for '{name}' does not fit its dtype {spec.dtype} and "
                                     f"shape {tuple(spec.shape)}: {exc}") from None
@@ -699,7 +713,7 @@ def _load_npz(frozen: FrozenGraph, npz: str) -> list[dict]:
         arr = arrays[spec.name]
         if arr.ndim == len(spec.shape) + 1:
             continue
-        if tuple(arr.shape) != tuple(spec.shape):
+        if arr.ndim != len(spec.shape) or any(int(d) >= 0 and d != a for d, a in zip(spec.shape, arr.shape)):
             raise VerificationError(f"array '{spec.name}' in {path} has shape {arr.shape}, "
                                     f"the input needs {tuple(spec.shape)}")
         feeds[spec.name] = arr.astype(spec.dtype)
@@ -1085,7 +1099,7 @@ def verify(frozen: FrozenGraph, snapshot=None, engine: bytes | None = None, inpu
            seed: int = 0, samples: int = 1, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
            tolerances: dict[str, tuple[float, float]] | None = None, bisect_on_failure: bool = True,
            intermediates: bool = False, input_ranges: dict[str, tuple[float, float]] | None = None,
-           input_values: dict | None = None) -> VerificationReport:
+           input_values: dict | None = None, shapes: list[dict] | None = None) -> VerificationReport:
     """Compare TensorFlow with the converted model.
 
     Runs ``engine`` on the GPU when given (needs a GPU + TensorRT), else the
@@ -1099,18 +1113,52 @@ def verify(frozen: FrozenGraph, snapshot=None, engine: bytes | None = None, inpu
     ``input_values={"padding_mask": 1}`` override what the graph suggests.
     Raises :class:`ReferenceFailed` (a :class:`VerificationError`, exit 2) when
     TensorFlow itself cannot compute the reference on those inputs.
+
+    A network with dynamic dimensions is checked at every optimization
+    profile's min, opt and max shapes and at ``shapes`` (a list of
+    ``{input: shape}``), each with ``samples`` input sets; the report's
+    ``shapes`` has a row per shape and its outputs are the worst over all.
     """
     if snapshot is None and engine is None:
         raise VerificationError("nothing to verify: give a snapshot or an engine")
     tolerances = tolerances or {}
     plans = plan_inputs(frozen, input_ranges, input_values, inputs_npz)
-    input_sets = _load_npz(frozen, inputs_npz) if inputs_npz is not None else generate_inputs(plans, seed, samples)
+    shape_sets = _shape_sets(frozen, snapshot, shapes) if inputs_npz is None else []
+    if inputs_npz is not None:
+        input_sets = _load_npz(frozen, inputs_npz)
+    elif shape_sets:
+        input_sets = []
+        for k, shape_set in enumerate(shape_sets):
+            sized = [dataclasses.replace(p, shape=tuple(shape_set.get(p.name, p.shape))) for p in plans]
+            input_sets += generate_inputs(sized, seed + k, samples)
+    else:
+        input_sets = generate_inputs(plans, seed, samples)
     tf_runner = TensorFlowRunner(frozen)
     try:
         return _verify(frozen, snapshot, engine, plans, input_sets, tf_runner, rtol, atol, tolerances,
                        bisect_on_failure, intermediates, None if inputs_npz is not None else seed)
     finally:
         tf_runner.close()
+
+
+def _shape_sets(frozen: FrozenGraph, snapshot, extra: list[dict] | None) -> list[dict]:
+    """The input shapes a dynamic network is verified at ([] for a static one); every one must fit a profile."""
+    from .profiles import in_profiles, profile_from_json, shapes_to_check
+
+    if not any(int(d) < 0 for s in frozen.inputs for d in s.shape):
+        if extra:
+            raise VerificationError("verification shapes were given, but the network's shapes are all static",
+                                    "drop them, or build with --profile to keep dimensions dynamic")
+        return []
+    raw = (snapshot.profiles if snapshot is not None else None) or frozen.meta.get("profiles", [])
+    profiles = [profile_from_json(p) for p in raw]
+    sets = shapes_to_check(profiles, extra)
+    for shape_set in sets:
+        fixed = {s.name: tuple(shape_set.get(s.name, s.shape)) for s in frozen.inputs}
+        if any(int(d) < 0 for shape in fixed.values() for d in shape) or not in_profiles(profiles, fixed):
+            raise VerificationError(f"verification shape {shape_set} is not inside an optimization profile",
+                                    "give shapes inside the profiles' min..max (every dynamic input)")
+    return sets
 
 
 def _verify(frozen, snapshot, engine, plans, input_sets, tf_runner, rtol, atol, tolerances, bisect_on_failure,
@@ -1131,9 +1179,14 @@ def _verify(frozen, snapshot, engine, plans, input_sets, tf_runner, rtol, atol, 
 
     worst: dict[str, OutputComparison] = {}
     vacuous: dict[str, bool] = {}
+    dynamic = any(int(d) < 0 for s in frozen.inputs for d in s.shape)
+    rows: dict[tuple, dict] = {}
+    failing_feeds = None
     for feeds in input_sets:
         ref = _run_tf(tf_runner, feeds, list(frozen.outputs), frozen, plans)
         got = run_converted(feeds)
+        key = tuple((n, tuple(np.shape(v))) for n, v in sorted(feeds.items()))
+        row = rows.setdefault(key, {"inputs": {n: list(s) for n, s in key}, "passed": True, "outputs": {}})
         for name in frozen.outputs:
             r_tol, a_tol = tolerances.get(name, (rtol, atol))
             cmp = compare(name, got[name], ref[name], r_tol, a_tol)
@@ -1141,12 +1194,20 @@ def _verify(frozen, snapshot, engine, plans, input_sets, tf_runner, rtol, atol, 
             prev = worst.get(name)
             if prev is None or _worse(cmp, prev):
                 worst[name] = cmp
+            cell = row["outputs"].get(name)
+            if cell is None or not cmp.passed or (cell["passed"] and _finite(cmp.max_abs_err) is not None
+                                                   and (cell["max_abs_err"] or 0) < cmp.max_abs_err):
+                row["outputs"][name] = {"passed": bool(cmp.passed), "max_abs_err": _finite(cmp.max_abs_err),
+                                        "max_rel_err": _finite(cmp.max_rel_err)}
+            if not cmp.passed:
+                row["passed"] = False
+                failing_feeds = failing_feeds or feeds
     for name, cmp in worst.items():
         # an output is vacuously checked only if no sample gave it a reference beyond atol
         cmp.vacuous = vacuous[name]
     report = VerificationReport(checked, [worst[n] for n in frozen.outputs], len(input_sets),
                                 inputs=[p.to_dict() for p in plans], reference=tf_runner.info(), seed=seed,
-                                rtol=rtol, atol=atol)
+                                rtol=rtol, atol=atol, shapes=list(rows.values()) if dynamic else [])
     for o in report.outputs:
         if o.vacuous:
             log.warning("output '%s' passes vacuously: %s", o.name, VACUOUS_NOTE)
@@ -1161,7 +1222,8 @@ def _verify(frozen, snapshot, engine, plans, input_sets, tf_runner, rtol, atol, 
             report.first_divergence = {"node": n, "op": op, "tensor": c.name, "max_abs_err": _finite(c.max_abs_err)}
     if not report.passed and bisect_on_failure and snapshot is not None:
         try:
-            report.first_divergence = bisect(frozen, snapshot, input_sets[0], rtol, atol, tf_runner, plans)
+            report.first_divergence = bisect(frozen, snapshot, failing_feeds or input_sets[0], rtol, atol,
+                                             tf_runner, plans)
         except Exception as exc:  # noqa: BLE001 - bisecting is a diagnosis aid; never hide the report
             log.warning("bisect failed: %s", exc)
     log.info("%s", report.render())

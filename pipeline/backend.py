@@ -143,9 +143,16 @@ class ConverterBackend:
     def freeze(self, model_path, inputs, outputs, signature, trust_model_code=False):
         from converter.freeze import freeze
 
-        overrides = {i["name"]: tuple(i["shape"]) for i in inputs}
+        from converter.profiles import ShapeRange
+
+        overrides = {i["name"]: tuple(i["shape"]) for i in inputs if i.get("shape") is not None}
+        ranged = {i["name"]: [ShapeRange(tuple(r["min"]), tuple(r["opt"]), tuple(r["max"])) for r in i["profiles"]]
+                  for i in inputs if i.get("profiles")}
+        count = max((len(v) for v in ranged.values()), default=0)
+        # the k-th range of every input forms profile k (an input with fewer ranges keeps its last one)
+        profiles = [{name: rs[min(k, len(rs) - 1)] for name, rs in ranged.items()} for k in range(count)]
         frozen = freeze(str(model_path), inputs=overrides, outputs=outputs or None, signature=signature,
-                        trust_model_code=trust_model_code)
+                        trust_model_code=trust_model_code, profiles=profiles or None)
         from converter.errors import ModelError
 
         want = {i["name"]: i for i in inputs}
@@ -162,6 +169,8 @@ class ConverterBackend:
                                                        "(tf2trt inspect MODEL lists the model's inputs)")
         meta = {"inputs": [{"name": s.name, "shape": list(s.shape), "dtype": str(s.dtype)} for s in frozen.inputs],
                 "outputs": list(frozen.outputs)}
+        if frozen.meta.get("profiles"):
+            meta["profiles"] = frozen.meta["profiles"]
         return frozen.to_bytes(), meta
 
     def parse(self, frozen: bytes) -> tuple[bytes, dict]:
@@ -191,7 +200,10 @@ class ConverterBackend:
             timing_cache=str(timing_cache) if timing_cache else None,
             targets=tuple(builder["targets"]) if builder.get("targets") else None)
         engine = optimize_network(snap, settings)
-        return engine, {"layers": int(snap.layer_count)}
+        meta = {"layers": int(snap.layer_count)}
+        if snap.profiles:
+            meta["profiles"] = snap.profiles
+        return engine, meta
 
     def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol, input_ranges=None,
                input_values=None) -> dict:

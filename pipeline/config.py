@@ -79,17 +79,60 @@ class ModelSource(_Strict):
         return self
 
 
+class ProfileRange(_Strict):
+    """One optimization profile of one input: the smallest, typical and largest shape the engine serves."""
+
+    min: list[int] = Field(description="the smallest shape, e.g. [1, 16]")
+    opt: list[int] = Field(description="the shape TensorRT optimizes for, e.g. [8, 128]")
+    max: list[int] = Field(description="the largest shape, e.g. [32, 512]")
+
+    @model_validator(mode="after")
+    def _valid_range(self):
+        from converter.profiles import ShapeRange
+
+        problem = ShapeRange(tuple(self.min), tuple(self.opt), tuple(self.max)).problem()
+        if problem:
+            raise ValueError(f"{problem} (min ≤ opt ≤ max, same rank, every dimension ≥ 1)")
+        return self
+
+
 class InputSpec(_Strict):
     name: str = Field(description="the input's name in the model signature")
-    shape: list[int] = Field(description="a list of dimensions with the batch first, e.g. [1, 224, 224, 3]")
+    shape: Optional[list[int]] = Field(None, description="a list of dimensions with the batch first, e.g. "
+                                                         "[1, 224, 224, 3] (or give profiles)")
+    profiles: Optional[list[ProfileRange]] = Field(
+        None, description="instead of shape: a list of {min, opt, max} shapes; the dimensions that differ stay "
+                          "dynamic in the engine (one entry per optimization profile)")
     dtype: Literal[DTYPES] = Field("float32", description="one of " + ", ".join(DTYPES))  # type: ignore[valid-type]
 
     @field_validator("shape")
     @classmethod
-    def _positive(cls, v: list[int]):
-        if not v or any(d <= 0 for d in v):
-            raise ValueError("every dimension must be a positive integer (engines are built for fixed shapes)")
+    def _positive(cls, v: list[int] | None):
+        if v is not None and (not v or any(d <= 0 for d in v)):
+            raise ValueError("every dimension must be a positive integer (give profiles to keep dimensions "
+                             "dynamic)")
         return v
+
+    @field_validator("profiles")
+    @classmethod
+    def _some(cls, v):
+        if v is not None and not v:
+            raise ValueError("give at least one {min, opt, max} profile, or a shape")
+        return v
+
+    @model_validator(mode="after")
+    def _shape_or_profiles(self):
+        if (self.shape is None) == (self.profiles is None):
+            raise ValueError("give exactly one of shape (a static input) or profiles (dynamic dimensions)")
+        return self
+
+    def key_record(self) -> dict:
+        """What the freeze key reads of this input; an input without profiles keys as it always did."""
+        record = self.model_dump(mode="json")
+        for field in ("shape", "profiles"):
+            if record[field] is None:
+                del record[field]
+        return record
 
 
 class BuilderSpec(_Strict):
@@ -493,6 +536,10 @@ def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConf
         if spec.model.keras_application is not None and len(spec.inputs) != 1:
             issues.append(ConfigIssue("inputs", "a keras.applications model has exactly one input",
                                       "list one input", _line_of(data, ("inputs",), lines)))
+        elif spec.model.keras_application is not None and spec.inputs[0].shape is None:
+            issues.append(ConfigIssue("inputs[0]", "a generated keras.applications model needs inputs[0].shape "
+                                      "(its input size)", "give shape; the batch dimension may then be made "
+                                      "dynamic by a model file with profiles", _line_of(data, ("inputs",), lines)))
         for key in ("output", "output_root"):
             value = getattr(spec, key)
             missing = expand_strict(value)[1] if value is not None else []

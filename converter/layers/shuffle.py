@@ -39,7 +39,10 @@ def add(network, inputs, p: Params, weights=None, keep=None):
 
 
 def read(layer):
-    return Params(first_transpose=base.dims(layer.first_transpose), reshape_dims=base.dims(layer.reshape_dims),
+    # with a shape tensor at input 1 there are no static reshape dimensions to read (TensorRT warns if asked)
+    dynamic = layer.num_inputs > 1 and layer.get_input(1) is not None
+    return Params(first_transpose=base.dims(layer.first_transpose),
+                  reshape_dims=None if dynamic else base.dims(layer.reshape_dims),
                   second_transpose=base.dims(layer.second_transpose),
                   zero_is_placeholder=bool(layer.zero_is_placeholder)), {}
 

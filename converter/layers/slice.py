@@ -28,7 +28,8 @@ class Params(base.LayerParams):
 
 
 def add(network, inputs, p: Params, weights=None, keep=None):
-    zeros = tuple(0 for _ in (p.start or []))
+    # parameters given by inputs 1-3 are placeholders of the same rank until those inputs are set
+    zeros = tuple(0 for _ in (p.start or p.shape or p.stride or []))
     layer = network.add_slice(inputs[0], tuple(p.start or zeros), tuple(p.shape or zeros), tuple(p.stride or zeros))
     layer.mode = base.trt_enum("SampleMode", p.mode)
     if p.axes is not None:
@@ -39,7 +40,14 @@ def add(network, inputs, p: Params, weights=None, keep=None):
 
 def read(layer):
     axes = getattr(layer, "axes", None)
-    return Params(start=base.dims(layer.start), shape=base.dims(layer.shape), stride=base.dims(layer.stride),
+
+    def static(attr: str, index: int):
+        # a parameter given by an input tensor has no static value (TensorRT warns if asked for one)
+        if layer.num_inputs > index and layer.get_input(index) is not None:
+            return None
+        return base.dims(getattr(layer, attr))
+
+    return Params(start=static("start", 1), shape=static("shape", 2), stride=static("stride", 3),
                   mode=base.enum_name(layer.mode), axes=base.dims(axes) if axes is not None else None), {}
 
 

@@ -9,8 +9,9 @@ from ..context import Value
 from ..errors import ConversionError
 from ..structural import PASS_THROUGH_DOC, PASS_THROUGH_OPS
 from .helpers import (all_const, concat, const_int_list, const_scalar, expand_dims, normalize_axes,
-                      np_dtype_of, register, reshape, shuffle, slice_value, split, squeeze, static_inputs, tensor_of,
-                      value_layout)
+                      np_dtype_of, register, reshape, shape_inputs, shuffle, slice_value, split, squeeze,
+                      static_inputs, tensor_of, value_layout)
+from .shapes import ShapeTensor, binary, concat_shapes, from_value, gather, is_dynamic, product, shape_of
 
 
 # ------------------------------------------------------------------ pass-through and constants
@@ -31,30 +32,64 @@ def convert_identity_n(ctx, node, inputs):
 
 
 # ------------------------------------------------------------------ shapes
-@register("Shape", layers=(), folds=True, restrictions="static shapes only (becomes a constant)")
+_SHAPE_DOC = "a constant when the shape is static, else TensorRT shape layers (dynamic dimensions)"
+
+
+@register("Shape", layers=("Shape",), folds=True, restrictions=_SHAPE_DOC)
 def convert_shape(ctx, node, inputs):
-    return Value(const=np.asarray(inputs[0].shape, dtype=np.int32))
+    x = inputs[0]
+    if not is_dynamic(x):
+        return Value(const=np.asarray(x.shape, dtype=np.int32))
+    return shape_of(ctx, x).value(ctx)
 
 
-@register("ShapeN", layers=(), folds=True, restrictions="static shapes only (become constants)")
+@register("ShapeN", layers=("Shape",), folds=True, restrictions=_SHAPE_DOC)
 def convert_shape_n(ctx, node, inputs):
-    return [Value(const=np.asarray(v.shape, dtype=np.int32)) for v in inputs]
+    return [shape_of(ctx, v).value(ctx) if is_dynamic(v) else Value(const=np.asarray(v.shape, dtype=np.int32))
+            for v in inputs]
 
 
-@register("Size", "Rank", layers=(), folds=True, restrictions="static shapes only (becomes a constant)")
+def _scalar(ctx, s: ShapeTensor) -> Value:
+    """A length-1 shape as a 0-d value (TF's Size, Range counts…)."""
+    if s.static:
+        return Value(const=np.asarray(s.values[0], dtype=np.int32))
+    layer = ctx.add(layers.shuffle, [s.tensor(ctx)], layers.shuffle.Params(reshape_dims=()), suffix="scalar")
+    return ctx.out(layer.get_output(0))
+
+
+@register("Size", "Rank", layers=("Shape", "Reduce"), folds=True,
+          restrictions="Rank is always a constant; Size " + _SHAPE_DOC)
 def convert_size_rank(ctx, node, inputs):
     x = inputs[0]
-    return Value(const=np.asarray(int(np.prod(x.shape)) if node.op == "Size" else x.rank, dtype=np.int32))
+    if node.op == "Rank":
+        return Value(const=np.asarray(x.rank, dtype=np.int32))
+    return _scalar(ctx, product(ctx, shape_of(ctx, x)))
 
 
-@register("ZerosLike", "OnesLike", layers=("Constant",), folds=True, restrictions="static shapes (a constant)")
+@register("ZerosLike", "OnesLike", layers=("Constant", "Slice"), folds=True,
+          restrictions="a constant for static shapes, a broadcast constant for dynamic ones")
 def convert_zeros_like(ctx, node, inputs):
     x = inputs[0]
-    return Value(const=np.full(x.shape, 0 if node.op == "ZerosLike" else 1, dtype=np_dtype_of(x)))
+    value = 0 if node.op == "ZerosLike" else 1
+    if not is_dynamic(x):
+        return Value(const=np.full(x.shape, value, dtype=np_dtype_of(x)))
+    return _broadcast_to(ctx, Value(const=np.asarray(value, dtype=np_dtype_of(x))), shape_of(ctx, x))
 
 
 def _broadcast_to(ctx, x: Value, shape, suffix=None) -> Value:
-    """numpy broadcasting of ``x`` to ``shape``: leading 1-dims by a reshape, then a WRAP slice repeats size-1 axes."""
+    """numpy broadcasting of ``x`` to ``shape``: leading 1-dims by a reshape, then a WRAP slice repeats size-1 axes.
+
+    ``shape`` is a tuple or a :class:`~converter.ops.shapes.ShapeTensor` (dynamic dimensions)."""
+    if isinstance(shape, ShapeTensor):
+        if not shape.static:
+            n = len(shape)
+            if x.is_const:
+                arr = np.asarray(x.const)
+                x = Value(const=arr.reshape((1,) * (n - arr.ndim) + arr.shape))
+            elif x.rank < n:
+                x = reshape(ctx, x, (1,) * (n - x.rank) + x.shape, "rank")
+            return slice_value(ctx, x, ShapeTensor([0] * n), shape, mode="WRAP", suffix=suffix)
+        shape = shape.ints()
     shape = tuple(int(d) for d in shape)
     if x.is_const:
         return Value(const=np.ascontiguousarray(np.broadcast_to(x.const, shape)))
@@ -65,17 +100,17 @@ def _broadcast_to(ctx, x: Value, shape, suffix=None) -> Value:
     return slice_value(ctx, x, [0] * len(shape), shape, mode="WRAP", suffix=suffix)
 
 
-@register("Fill", layers=("Constant", "Slice"), check=static_inputs(0, what="the dims"), folds=True,
-          restrictions="static dims; a constant value becomes a constant, a tensor value is broadcast")
+@register("Fill", layers=("Constant", "Slice"), folds=True, check=shape_inputs(0, what="the dims"),
+          restrictions="a constant value with static dims becomes a constant; otherwise a WRAP-mode slice "
+                       "broadcasts the value (computed dims allowed)")
 def convert_fill(ctx, node, inputs):
-    dims = const_int_list(ctx, inputs[0], "the dims")
-    return _broadcast_to(ctx, inputs[1], dims)
+    return _broadcast_to(ctx, inputs[1], from_value(ctx, inputs[0]))
 
 
-@register("BroadcastTo", layers=("Shuffle", "Slice"), check=static_inputs(1, what="the shape"), folds=True,
-          restrictions="static shape; a WRAP-mode slice repeats the size-1 axes")
+@register("BroadcastTo", layers=("Shuffle", "Slice"), folds=True, check=shape_inputs(1, what="the shape"),
+          restrictions="a WRAP-mode slice repeats the size-1 axes (computed shapes allowed)")
 def convert_broadcast_to(ctx, node, inputs):
-    return _broadcast_to(ctx, inputs[0], const_int_list(ctx, inputs[1], "the shape"))
+    return _broadcast_to(ctx, inputs[0], from_value(ctx, inputs[1]))
 
 
 @register("Range", layers=(), check=static_inputs(0, 1, 2, what="start/limit/delta"), folds=True,
@@ -108,11 +143,17 @@ def _infer_reshape(in_shape, target) -> tuple[int, ...]:
     return tuple(target)
 
 
-@register("Reshape", layers=("Shuffle",), check=static_inputs(1, what="the target shape"), folds=True,
-          restrictions="static target shape; adding/removing size-1 axes keeps the tensor's layout")
+@register("Reshape", layers=("Shuffle",), folds=True, check=shape_inputs(1, what="the target shape"),
+          restrictions="static or computed target shape; adding/removing size-1 axes keeps the tensor's layout")
 def convert_reshape(ctx, node, inputs):
     x, shape = inputs
-    return reshape(ctx, x, _infer_reshape(x.shape, ctx.as_const(shape, "the target shape")))
+    if not shape.is_const:
+        return reshape(ctx, x, from_value(ctx, shape))
+    target = ctx.as_const(shape, "the target shape")
+    if is_dynamic(x):
+        # TensorRT infers the -1 (at most one, as in TensorFlow) when the engine runs
+        return reshape(ctx, x, from_value(ctx, Value(const=np.asarray(target).astype(np.int32))))
+    return reshape(ctx, x, _infer_reshape(x.shape, target))
 
 
 @register("Squeeze", layers=("Shuffle",), folds=True, restrictions="keeps the tensor's layout")
@@ -286,6 +327,20 @@ def _strided_slice_plan(shape, begin, end, strides, node):
             continue
         dim = shape[axis]
         s = int(strides[i])
+        if dim < 0:  # a dynamic dimension: an index, or the whole axis
+            whole = s == 1 and (begin_mask & (1 << i) or int(begin[i]) == 0) and (
+                end_mask & (1 << i) or int(end[i]) >= 2**31 - 1)
+            if shrink_mask & (1 << i) and int(begin[i]) >= 0:
+                starts[axis], sizes[axis], steps[axis] = int(begin[i]), 1, 1
+            elif whole and not shrink_mask & (1 << i):
+                starts[axis], sizes[axis], steps[axis] = 0, -1, 1
+                final.append(-1)
+            else:
+                raise ConversionError(node.name, node.op,
+                                      f"slicing dynamic dimension {axis} other than whole or at an index ≥ 0",
+                                      "give this dimension a static size (--input) or a profile that fixes it")
+            axis += 1
+            continue
         if shrink_mask & (1 << i):
             b = int(begin[i])
             b = b + dim if b < 0 else b
@@ -320,18 +375,24 @@ def convert_strided_slice(ctx, node, inputs):
     begin, end, strides = (const_int_list(ctx, v, "begin/end/strides") for v in inputs[1:4])
     starts, sizes, steps, final = _strided_slice_plan(x.shape, begin, end, strides, node)
     out = x
-    if (starts, sizes, steps) != ([0] * x.rank, list(x.shape), [1] * x.rank):
+    whole = [d if d >= 0 else -1 for d in x.shape]
+    if (starts, sizes, steps) != ([0] * x.rank, whole, [1] * x.rank):
         out = slice_value(ctx, x, starts, sizes, steps)
     return reshape(ctx, out, final, "reshape")
 
 
-@register("Slice", layers=("Slice",), check=static_inputs(1, 2, what="begin/size"), folds=True,
-          restrictions="static begin/size")
+@register("Slice", layers=("Slice",), folds=True, check=shape_inputs(1, 2, what="begin/size"),
+          restrictions="static or computed begin/size; a computed size must not hold -1 (a constant -1 is fine)")
 def convert_slice(ctx, node, inputs):
     x = inputs[0]
-    begin = const_int_list(ctx, inputs[1], "begin")
-    size = const_int_list(ctx, inputs[2], "size")
-    size = [x.shape[i] - begin[i] if s == -1 else s for i, s in enumerate(size)]
+    begin, size = from_value(ctx, inputs[1]), from_value(ctx, inputs[2])
+    if begin.static and size.static and not is_dynamic(x):
+        b, n = begin.ints(), size.ints()
+        return slice_value(ctx, x, b, [x.shape[i] - b[i] if s == -1 else s for i, s in enumerate(n)])
+    if size.static and -1 in size.values:
+        dims = shape_of(ctx, x)
+        size = concat_shapes(ctx, [binary(ctx, gather(ctx, dims, [i]), gather(ctx, begin, [i]), "SUB")
+                                   if s == -1 else ShapeTensor([s]) for i, s in enumerate(size.values)])
     return slice_value(ctx, x, begin, size)
 
 

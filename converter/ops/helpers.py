@@ -25,7 +25,7 @@ from ..structural import PASS_THROUGH_OPS
 FLOAT_DTYPES = ("float32", "float16")
 #: ops whose converter computes the output in numpy when all inputs are constants
 FOLDABLE_OPS: set[str] = {"Const"}
-#: ops whose output is static whatever their input (static shapes)
+#: ops whose output depends only on their input's shape: static when that shape is (Rank always)
 SHAPE_OPS = {"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"}
 _TYPE_ATTRS = ("T", "dtype", "SrcT", "DstT", "Tparams", "Tidx", "out_type", "output_type", "Tpaddings",
                "Tmultiples", "Tshape", "Tindices", "Taxis", "Tlen", "Tsplits", "index_type", "Index", "Tperm")
@@ -77,8 +77,11 @@ def is_static(graph, ref: str) -> bool:
     node = graph.by_name.get(name)
     if node is None:
         result = False
-    elif node.op == "Const" or node.op in SHAPE_OPS:
+    elif node.op == "Const" or node.op == "Rank":
         result = True
+    elif node.op in SHAPE_OPS:
+        shapes = [graph.shape(r) for r in node.inputs]
+        result = all(s is not None and all(int(d) >= 0 for d in s) for s in shapes)
     elif node.op in FOLDABLE_OPS or node.op in PASS_THROUGH_OPS or node.op == "IdentityN":
         cache[name] = False  # guards against cycles (none in a valid graph)
         result = bool(node.inputs) and all(is_static(graph, r) for r in node.inputs)
@@ -86,6 +89,45 @@ def is_static(graph, ref: str) -> bool:
         result = False
     cache[name] = result
     return result
+
+
+def is_shape_computable(graph, ref: str) -> bool:
+    """Whether ``ref`` is a constant or computed from tensor shapes only (a TensorRT shape tensor): what a
+    reshape's, fill's or slice's computed shape may be.  Values read from data are not."""
+    from ..freeze import _src
+
+    cache = graph.__dict__.setdefault("_tf2trt_shape_computable", {})
+    name = _src(ref)
+    if name in cache:
+        return cache[name]
+    node = graph.by_name.get(name)
+    if node is None:
+        result = False
+    elif node.op == "Const" or node.op in SHAPE_OPS:
+        result = True
+    elif node.op in FOLDABLE_OPS or node.op in PASS_THROUGH_OPS or node.op == "IdentityN":
+        cache[name] = False  # guards against cycles (none in a valid graph)
+        # the data input of a slice/gather/reshape of a shape vector is what matters, not its parameters
+        result = bool(node.inputs) and all(is_shape_computable(graph, r) for r in node.inputs)
+    else:
+        result = False
+    cache[name] = result
+    return result
+
+
+def shape_inputs(*indices: int, what: str = "this input"):
+    """A check: the inputs at ``indices`` must be constants or computed from tensor shapes."""
+
+    def check(node, graph):
+        for i in indices:
+            if -len(node.inputs) <= i < len(node.inputs) and not is_shape_computable(graph, node.inputs[i]):
+                return ConversionError(node.name, node.op,
+                                       f"{what} must be a constant or computed from tensor shapes (TensorRT "
+                                       "shape tensors cannot come from data values)",
+                                       "compute it from tf.shape(...) and constants, or make it a constant")
+        return None
+
+    return check
 
 
 def static_inputs(*indices: int, what: str = "this input"):
@@ -428,12 +470,32 @@ def shuffle(ctx: ConversionContext, x: Value, reshape=None, transpose=None, seco
 
 
 def reshape(ctx: ConversionContext, x: Value, shape, suffix=None) -> Value:
-    """Reshape to ``shape`` (logical); keeps the layout when only size-1 axes come or go."""
+    """Reshape to ``shape`` (logical); keeps the layout when only size-1 axes come or go.
+
+    ``shape`` is a tuple (``-1``: inferred, as in TensorFlow) or a
+    :class:`~converter.ops.shapes.ShapeTensor` computed at run time.  A tuple
+    derived from a dynamic ``x.shape`` may hold several ``-1``: that works when
+    only size-1 axes come or go (squeeze + unsqueeze), the other cases need a
+    ShapeTensor.
+    """
+    from .shapes import ShapeTensor
+
+    if isinstance(shape, ShapeTensor):
+        if shape.static:
+            shape = tuple(shape.ints())
+        else:
+            if x.is_const:
+                x = Value(tensor=const_tensor(ctx, x.const))
+            params = layers.shuffle.Params(zero_is_placeholder=False)
+            layer = ctx.add(layers.shuffle, [ctx.logical(x), shape.tensor(ctx)], params, suffix=suffix)
+            return ctx.out(layer.get_output(0))
     shape = tuple(int(d) for d in shape)
     if x.is_const:
         return Value(const=x.const.reshape(shape))
     if tuple(x.shape) == shape:
         return x
+    if sum(d < 0 for d in shape) > 1:
+        return _reshape_unit_axes(ctx, x, shape, suffix)
     old = [d for d in x.shape if d != 1]
     new = [d for d in shape if d != 1]
     if old == new and x.layout != identity_perm(x.rank):
@@ -450,6 +512,30 @@ def reshape(ctx: ConversionContext, x: Value, shape, suffix=None) -> Value:
     return shuffle(ctx, x, reshape=shape, suffix=suffix)
 
 
+def _reshape_unit_axes(ctx: ConversionContext, x: Value, shape, suffix=None) -> Value:
+    """A reshape with several dynamic dimensions that only removes and inserts size-1 axes."""
+    old = [d for d in x.shape if d != 1]
+    new = [d for d in shape if d != 1]
+    if old != new:
+        ctx.fail(f"reshape of {x.shape} to {shape} with several dynamic dimensions",
+                 "give the model static shapes for these dimensions, or a profile that fixes them")
+    out = x
+    ones = [a for a, d in enumerate(x.shape) if d == 1]
+    if ones:
+        out = unit_axes(ctx, out, ones, layers.squeeze, suffix="squeeze")
+    inserted = [a for a, d in enumerate(shape) if d == 1]
+    if inserted:
+        out = unit_axes(ctx, out, inserted, layers.unsqueeze, suffix=suffix)
+    return out
+
+
+def unit_axes(ctx: ConversionContext, x: Value, axes, kind, suffix=None) -> Value:
+    """``kind`` (``layers.squeeze`` or ``layers.unsqueeze``) of logical ``axes``, for dynamic shapes."""
+    axes_tensor = ctx.constant(np.asarray(sorted(axes), np.int32), "axes")
+    layer = ctx.add(kind, [ctx.logical(x), axes_tensor], kind.Params(), suffix=suffix)
+    return ctx.out(layer.get_output(0))
+
+
 def expand_dims(ctx: ConversionContext, x: Value, axis: int, suffix=None) -> Value:
     axis = axis % (x.rank + 1)
     target = x.shape[:axis] + (1,) + x.shape[axis:]
@@ -461,6 +547,8 @@ def squeeze(ctx: ConversionContext, x: Value, axes, suffix=None) -> Value:
     target = tuple(d for i, d in enumerate(x.shape) if i not in axes)
     if x.is_const:
         return Value(const=x.const.reshape(target))
+    if sum(d < 0 for d in target) > 1:
+        return unit_axes(ctx, x, axes, layers.squeeze, suffix=suffix)
     layout = x.layout
     kept = [a for a in layout if a not in axes]
     params = layers.shuffle.Params(reshape_dims=tuple(x.shape[a] for a in kept))
@@ -471,10 +559,23 @@ def squeeze(ctx: ConversionContext, x: Value, axes, suffix=None) -> Value:
 def slice_value(ctx: ConversionContext, x: Value, start, size, stride=None, mode: str | None = None,
                 fill=None, suffix=None) -> Value:
     """A TensorRT slice given in logical axis order (keeps the layout); numpy for constants in bounds."""
+    from .shapes import ShapeTensor, concat_shapes, gather, shape_of
+
     rank = x.rank
+    stride = [1] * rank if stride is None else [int(s) for s in stride]
+    if not isinstance(size, ShapeTensor) and any(int(s) < 0 for s in size):
+        # a negative size is a dynamic axis taken whole: its extent comes from the input's shape
+        dims = shape_of(ctx, x)
+        size = concat_shapes(ctx, [gather(ctx, dims, [a]) if int(s) < 0 else ShapeTensor([int(s)])
+                                   for a, s in enumerate(size)])
+    if isinstance(start, ShapeTensor) and start.static:
+        start = start.ints()
+    if isinstance(size, ShapeTensor) and size.static:
+        size = size.ints()
+    if isinstance(start, ShapeTensor) or isinstance(size, ShapeTensor):
+        return _dynamic_slice(ctx, x, start, size, stride, mode, fill, suffix)
     start = [int(s) for s in start]
     size = [int(s) for s in size]
-    stride = [1] * rank if stride is None else [int(s) for s in stride]
     if x.is_const and mode in (None, "WRAP", "FILL", "REFLECT", "CLAMP"):
         arr = x.const
         index = []
@@ -512,6 +613,23 @@ def slice_value(ctx: ConversionContext, x: Value, start, size, stride=None, mode
                                  stride=tuple(stride[a] for a in layout), mode=mode or "STRICT_BOUNDS")
     layer = ctx.add(layers.slice, ins, params, suffix=suffix)
     return ctx.out(layer.get_output(0), layout)
+
+
+def _dynamic_slice(ctx, x: Value, start, size, stride, mode, fill, suffix) -> Value:
+    """A slice whose start or size is computed at run time (shape tensors in logical order)."""
+    from .shapes import ShapeTensor
+
+    start = start if isinstance(start, ShapeTensor) else ShapeTensor(start)
+    size = size if isinstance(size, ShapeTensor) else ShapeTensor(size)
+    if x.is_const:
+        x = Value(tensor=const_tensor(ctx, x.const))
+    ins = [ctx.logical(x), None if start.static else start.tensor(ctx), size.tensor(ctx), None]
+    if fill is not None and mode == "FILL" and np.asarray(fill).reshape(-1)[0] != 0:
+        ins.append(scalar_constant(ctx, np.asarray(fill).reshape(-1)[0], np_dtype_of(x), "fill_value"))
+    params = layers.slice.Params(start=tuple(start.ints()) if start.static else None, shape=None,
+                                 stride=tuple(stride), mode=mode or "STRICT_BOUNDS")
+    layer = ctx.add(layers.slice, ins, params, suffix=suffix)
+    return ctx.out(layer.get_output(0))
 
 
 def concat(ctx: ConversionContext, values: list[Value], axis: int, suffix=None) -> Value:

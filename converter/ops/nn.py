@@ -42,18 +42,29 @@ def _channels(node, x: Value) -> int:
     return x.shape[1] if node.attr("data_format", "NHWC").startswith("NC") else x.shape[-1]
 
 
+def _padding(node, spatial, ksize, strides, dilations):
+    """(pre, post, padding_mode) for a convolution or pooling.
+
+    Static sizes get explicit padding; TF's SAME on a dynamic spatial size depends on the size the engine
+    runs at, which is TensorRT's SAME_UPPER (the extra row/column at the end, as in TensorFlow)."""
+    if node.attr("padding", "VALID") == "SAME" and any(int(d) < 0 for d in spatial):
+        return None, None, "SAME_UPPER"
+    pre, post = spatial_padding(node, [max(int(d), 1) for d in spatial], ksize, strides, dilations)
+    return tuple(pre), tuple(post), "EXPLICIT_ROUND_DOWN"
+
+
 def _convolution(ctx, node, x: Value, kernel_kcrs: np.ndarray, groups: int, bias=None) -> Value:
     tensor, spatial, out_layout = _conv_input(ctx, node, x)
     nsp = len(spatial)
     strides = spatial_attr(node, "strides", [1] * (nsp + 2), nsp + 2)
     dilations = spatial_attr(node, "dilations", [1] * (nsp + 2), nsp + 2)
     ksize = list(kernel_kcrs.shape[2:])
-    pre, post = spatial_padding(node, spatial, ksize, strides, dilations)
+    pre, post, mode = _padding(node, spatial, ksize, strides, dilations)
     weights = {"kernel": np.ascontiguousarray(kernel_kcrs, dtype=np.float32)}  # one copy, not two
     if bias is not None:
         weights["bias"] = np.asarray(bias, np.float32)
     params = layers.convolution.Params(int(kernel_kcrs.shape[0]), tuple(ksize), stride=tuple(strides),
-                                       pre_padding=tuple(pre), post_padding=tuple(post),
+                                       pre_padding=pre, post_padding=post, padding_mode=mode,
                                        dilation=tuple(dilations), num_groups=int(groups))
     layer = ctx.add(layers.convolution, [tensor], params, weights)
     return ctx.out(layer.get_output(0), out_layout)
@@ -149,10 +160,10 @@ def _pool(ctx, node, x: Value, kind: str) -> Value:
     nsp = len(spatial)
     ksize = spatial_attr(node, "ksize", None, nsp + 2)
     strides = spatial_attr(node, "strides", None, nsp + 2)
-    pre, post = spatial_padding(node, spatial, ksize, strides, [1] * nsp)
+    pre, post, mode = _padding(node, spatial, ksize, strides, [1] * nsp)
     # TF's SAME average pooling ignores padding: average_count_excludes_padding (TensorRT's default too)
-    params = layers.pooling.Params(kind, tuple(ksize), stride=tuple(strides), pre_padding=tuple(pre),
-                                   post_padding=tuple(post), average_count_excludes_padding=True)
+    params = layers.pooling.Params(kind, tuple(ksize), stride=tuple(strides), pre_padding=pre,
+                                   post_padding=post, padding_mode=mode, average_count_excludes_padding=True)
     layer = ctx.add(layers.pooling, [tensor], params)
     return ctx.out(layer.get_output(0), out_layout)
 

@@ -60,7 +60,7 @@ def example_model(ctx: StageContext) -> Path:
 
 
 #: freeze.py and what it imports (structural.py: the op sets it prunes by).
-CODE = ("freeze.py", "_io.py", "errors.py", "structural.py")
+CODE = ("freeze.py", "_io.py", "errors.py", "structural.py", "profiles.py")
 
 
 class Freeze(Stage):
@@ -73,7 +73,7 @@ class Freeze(Stage):
     def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
         spec = ctx.config.spec
         config = {"model.signature": spec.model.signature,
-                  "inputs": [i.model_dump(mode="json") for i in spec.inputs], "outputs": spec.outputs}
+                  "inputs": [i.key_record() for i in spec.inputs], "outputs": spec.outputs}
         if spec.model.trust_code:  # only when set: existing keys stay valid
             config["model.trust_code"] = True
         return self.key_components(ctx, upstream, inputs={"model": model_identity(ctx)}, config=config,

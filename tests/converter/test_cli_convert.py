@@ -43,11 +43,38 @@ def test_convert_and_verify(model_file, tmp_path):
     assert set(v["outputs"][0]) >= {"name", "max_abs_err", "max_rel_err", "passed"}
     # what ran: executors, samples, seed, tolerances, and how each input was made
     assert (v["outputs"][0]["rtol"], v["outputs"][0]["atol"], v["outputs"][0]["vacuous"]) == (1e-4, 1e-5, False)
-    assert v["samples"] == 1 and v["seed"] == 0 and v["reference"]["executor"] == "tensorflow"
+    # the unknown batch dimension keeps the default profile 1/1/8: checked at batch 1 and at batch 8
+    assert out["profiles"] == [{"image": {"min": [1, 16, 16, 3], "opt": [1, 16, 16, 3], "max": [8, 16, 16, 3]}}]
+    assert v["samples"] == 2 and v["seed"] == 0 and v["reference"]["executor"] == "tensorflow"
+    assert [row["inputs"] for row in v["shapes"]] == [{"image": [1, 16, 16, 3]}, {"image": [8, 16, 16, 3]}]
+    assert all(row["passed"] for row in v["shapes"])
     assert [(i["name"], i["kind"]) for i in v["inputs"]] == [("image", "normal")]
     meta = json.loads((tmp_path / "cnn.plan.json").read_text())
     assert meta["verification"]["passed"] is True and meta["layers"] == out["layers"]
+    assert meta["profiles"] == out["profiles"]
     assert meta["verification"]["inputs"][0]["description"] == "standard normal floats"
+
+
+def test_static_batch_range_builds_the_static_network(model_file, tmp_path):
+    engine = tmp_path / "cnn.plan"
+    proc, out = run_cli(str(model_file), "--engine", str(engine), "--verify", "--batch-range", "1,1,1")
+    assert proc.returncode == 0, proc.stderr
+    assert out["profiles"] == [] and out["verification"]["samples"] == 1 and "shapes" not in out["verification"]
+
+
+def test_profile_option_and_its_errors(model_file, tmp_path):
+    engine = tmp_path / "cnn.plan"
+    proc, out = run_cli(str(model_file), "--engine", str(engine), "--verify",
+                        "--profile", "image:2x16x16x3,4x16x16x3,6x16x16x3")
+    assert proc.returncode == 0, proc.stderr
+    assert [row["inputs"]["image"][0] for row in out["verification"]["shapes"]] == [2, 4, 6]
+    # a range that does not fit the model's known dimensions: exit 2, no engine
+    bad = tmp_path / "bad.plan"
+    proc, out = run_cli(str(model_file), "--engine", str(bad), "--profile", "image:1x8x8x3,1x16x16x3,8x16x16x3")
+    assert proc.returncode == 2 and not bad.exists()
+    assert "profile of input 'image'" in out["error"] and "--profile" in out["error"]
+    proc, out = run_cli(str(model_file), "--engine", str(bad), "--profile", "image:8x16x16x3,1x16x16x3,1x16x16x3")
+    assert proc.returncode == 2 and "min ≤ opt ≤ max" in out["error"]
 
 
 def test_verification_failure_keeps_engine_and_exits_1(model_file, tmp_path):
