@@ -18,6 +18,7 @@ SEED = 1234
 
 BUILDERS = {
     "resnet50": "ResNet50",
+    "mobilenetv2": "MobileNetV2",
     "vgg16": "VGG16",
 }
 

@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--onnx", help="also write the ONNX model here (not timed)")
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--opt-level", type=int, default=3)
+    ap.add_argument("--batch-range", help="MIN,OPT,MAX: export the batch dimension dynamic and build the engine "
+                                          "with this optimization profile (every input; default: batch 1)")
     args = ap.parse_args(argv)
     faulthandler.enable()  # a SIGSEGV/SIGABRT prints the Python stack to stderr
 
@@ -82,9 +84,12 @@ def main(argv=None) -> int:
         result["stage"] = "tf2onnx"
         _mark("tf2onnx")
         stage_start = time.perf_counter()
+        batch_range = [int(v) for v in args.batch_range.split(",")] if args.batch_range else None
         specs = []
         for i, inp in enumerate(model.inputs):
             shape = [1 if d is None else int(d) for d in inp.shape]
+            if batch_range:
+                shape[0] = None
             specs.append(tf.TensorSpec(shape, tf.as_dtype(inp.dtype), name=f"input_{i}"))
 
         @tf.function(input_signature=specs)
@@ -129,6 +134,13 @@ def main(argv=None) -> int:
         stage_start = time.perf_counter()
         config = builder.create_builder_config()
         config.builder_optimization_level = args.opt_level
+        if batch_range:
+            profile = builder.create_optimization_profile()
+            for i in range(network.num_inputs):
+                tensor = network.get_input(i)
+                rest = tuple(int(d) for d in tensor.shape)[1:]
+                profile.set_shape(tensor.name, *((b,) + rest for b in batch_range))
+            config.add_optimization_profile(profile)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise RuntimeError("build_serialized_network returned None (see the TensorRT log)")
