@@ -284,14 +284,18 @@ def convert_split_v(ctx, node, inputs):
     return split(ctx, x, axis, sizes)
 
 
-@register("Tile", layers=("Slice",), check=static_inputs(1, what="the multiples"), folds=True,
-          restrictions="static multiples; a WRAP-mode slice")
+@register("Tile", layers=("Slice",), check=shape_inputs(1, what="the multiples"), folds=True,
+          restrictions="static or computed multiples (e.g. tiling by the batch size); a WRAP-mode slice")
 def convert_tile(ctx, node, inputs):
     x, multiples = inputs
-    multiples = const_int_list(ctx, multiples, "the multiples")
-    if x.is_const:
-        return Value(const=np.tile(x.const, multiples))
-    size = [d * m for d, m in zip(x.shape, multiples)]
+    multiples = from_value(ctx, multiples)
+    if multiples.static and not is_dynamic(x):
+        m = multiples.ints()
+        if x.is_const:
+            return Value(const=np.tile(x.const, m))
+        return slice_value(ctx, x, [0] * x.rank, [d * k for d, k in zip(x.shape, m)], mode="WRAP")
+    # the output's extent is known only when the engine runs: shape(x) * multiples, computed by shape layers
+    size = binary(ctx, shape_of(ctx, x), multiples, "PROD")
     return slice_value(ctx, x, [0] * x.rank, size, mode="WRAP")
 
 

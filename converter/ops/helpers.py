@@ -616,20 +616,24 @@ def slice_value(ctx: ConversionContext, x: Value, start, size, stride=None, mode
 
 
 def _dynamic_slice(ctx, x: Value, start, size, stride, mode, fill, suffix) -> Value:
-    """A slice whose start or size is computed at run time (shape tensors in logical order)."""
-    from .shapes import ShapeTensor
+    """A slice whose start or size is computed at run time (shape tensors in logical order).  The slice runs
+    in the tensor's physical layout (start/size/stride permuted), so a channels-first tensor stays so."""
+    from .shapes import ShapeTensor, gather
 
     start = start if isinstance(start, ShapeTensor) else ShapeTensor(start)
     size = size if isinstance(size, ShapeTensor) else ShapeTensor(size)
     if x.is_const:
         x = Value(tensor=const_tensor(ctx, x.const))
-    ins = [ctx.logical(x), None if start.static else start.tensor(ctx), size.tensor(ctx), None]
+    perm = list(x.layout)
+    start, size = gather(ctx, start, perm), gather(ctx, size, perm)
+    stride = [stride[a] for a in perm]
+    ins = [x.tensor, None if start.static else start.tensor(ctx), size.tensor(ctx), None]
     if fill is not None and mode == "FILL" and np.asarray(fill).reshape(-1)[0] != 0:
         ins.append(scalar_constant(ctx, np.asarray(fill).reshape(-1)[0], np_dtype_of(x), "fill_value"))
     params = layers.slice.Params(start=tuple(start.ints()) if start.static else None, shape=None,
                                  stride=tuple(stride), mode=mode or "STRICT_BOUNDS")
     layer = ctx.add(layers.slice, ins, params, suffix=suffix)
-    return ctx.out(layer.get_output(0))
+    return ctx.out(layer.get_output(0), tuple(perm))
 
 
 def concat(ctx: ConversionContext, values: list[Value], axis: int, suffix=None) -> Value:

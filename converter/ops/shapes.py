@@ -20,12 +20,17 @@ __all__ = ["ShapeTensor", "shape_of", "from_value", "concat_shapes", "binary", "
 
 
 class ShapeTensor:
-    """A 1-D int32 vector: ``values`` (an int or None per element) and, when needed, its TensorRT tensor."""
+    """A 1-D int32 vector: ``values`` (an int or None per element) and, when needed, its TensorRT tensor.
 
-    def __init__(self, values, tensor=None):
+    Each unknown element also remembers where it was read from (a tensor and an index in it), so gathers and
+    concatenations of shapes read the original shape tensors directly: reordering a channels-first shape or
+    picking the batch out of it costs one gather, not a chain of them."""
+
+    def __init__(self, values, tensor=None, origins=None):
         self.values = tuple(None if v is None else int(v) for v in values)
         self._tensor = tensor
-        if tensor is None and not self.static:
+        self._origins = origins  # per element: (tensor, index, length of that tensor) or None
+        if tensor is None and origins is None and not self.static:
             raise ValueError("a shape with unknown elements needs its tensor")
 
     @property
@@ -40,10 +45,25 @@ class ShapeTensor:
             raise ValueError(f"shape {self.values} is not static")
         return [int(v) for v in self.values]
 
+    def elements(self, ctx) -> list:
+        """Per element: its int when known, else ``(tensor, index, length)`` where it can be read."""
+        out = []
+        for i, v in enumerate(self.values):
+            if v is not None:
+                out.append(v)
+            elif self._origins is not None and self._origins[i] is not None:
+                out.append(self._origins[i])
+            else:
+                out.append((self.tensor(ctx), i, len(self)))
+        return out
+
     def tensor(self, ctx):
         """The int32 TensorRT tensor (a constant when every element is known)."""
         if self._tensor is None:
-            self._tensor = ctx.constant(np.asarray(self.values, np.int32), "shape")
+            if self.static:
+                self._tensor = ctx.constant(np.asarray(self.values, np.int32), "shape")
+            else:
+                self._tensor = _assemble_tensor(ctx, self.elements(ctx))
         return self._tensor
 
     def value(self, ctx=None) -> Value:
@@ -54,6 +74,39 @@ class ShapeTensor:
 
     def __repr__(self) -> str:
         return f"ShapeTensor({['?' if v is None else v for v in self.values]})"
+
+
+def _assemble_tensor(ctx, elements: list):
+    """One int32 tensor holding ``elements`` (ints, or ``(tensor, index, length)``): runs of known values
+    become constants, runs read from one tensor a gather (or the tensor itself, read whole and in order)."""
+    pieces, i = [], 0
+    while i < len(elements):
+        e = elements[i]
+        j = i + 1
+        if isinstance(e, tuple):
+            while j < len(elements) and isinstance(elements[j], tuple) and elements[j][0] is e[0]:
+                j += 1
+            index = [el[1] for el in elements[i:j]]
+            if index == list(range(e[2])):
+                pieces.append(e[0])
+            else:
+                pieces.append(ctx.add(layers.gather, [e[0], ctx.constant(np.asarray(index, np.int32), "indices")],
+                                      layers.gather.Params(axis=0), suffix="shape_gather").get_output(0))
+        else:
+            while j < len(elements) and not isinstance(elements[j], tuple):
+                j += 1
+            pieces.append(ctx.constant(np.asarray(elements[i:j], np.int32), "shape"))
+        i = j
+    if len(pieces) == 1:
+        return pieces[0]
+    return ctx.add(layers.concatenation, pieces, layers.concatenation.Params(0),
+                   suffix="shape_concat").get_output(0)
+
+
+def _from_elements(values, elements) -> ShapeTensor:
+    if all(v is not None for v in values):
+        return ShapeTensor(values)
+    return ShapeTensor(values, origins=[e if isinstance(e, tuple) else None for e in elements])
 
 
 def is_dynamic(x: Value) -> bool:
@@ -80,11 +133,10 @@ def shape_of(ctx, x: Value) -> ShapeTensor:
     phys = ctx.add(layers.shape, [x.tensor], layers.shape.Params(), suffix="shape").get_output(0)
     phys = _cast_int32(ctx, phys, "shape_int32")
     layout = x.layout
-    if layout != identity_perm(len(layout)):
-        index = np.asarray([layout.index(a) for a in range(len(layout))], np.int32)
-        phys = ctx.add(layers.gather, [phys, ctx.constant(index, "order")], layers.gather.Params(axis=0),
-                       suffix="shape_logical").get_output(0)
-    out = ShapeTensor([d if d >= 0 else None for d in dims], phys)
+    rank = len(layout)
+    # logical axis a sits at physical axis layout.index(a): read there, no reordering layer until one is needed
+    origins = [None if d >= 0 else (phys, layout.index(a), rank) for a, d in enumerate(dims)]
+    out = ShapeTensor([d if d >= 0 else None for d in dims], origins=origins)
     cache[key] = out
     return out
 
@@ -108,11 +160,7 @@ def concat_shapes(ctx, parts: list[ShapeTensor]) -> ShapeTensor:
     values = [v for p in parts for v in p.values]
     if all(p.static for p in parts):
         return ShapeTensor(values)
-    tensors = [p.tensor(ctx) for p in parts if len(p)]
-    if len(tensors) == 1:
-        return ShapeTensor(values, tensors[0])
-    out = ctx.add(layers.concatenation, tensors, layers.concatenation.Params(0), suffix="shape_concat")
-    return ShapeTensor(values, out.get_output(0))
+    return _from_elements(values, [e for p in parts for e in p.elements(ctx)])
 
 
 def gather(ctx, s: ShapeTensor, indices) -> ShapeTensor:
@@ -123,9 +171,8 @@ def gather(ctx, s: ShapeTensor, indices) -> ShapeTensor:
         return ShapeTensor(values)
     if indices == list(range(len(s))):
         return s
-    out = ctx.add(layers.gather, [s.tensor(ctx), ctx.constant(np.asarray(indices, np.int32), "indices")],
-                  layers.gather.Params(axis=0), suffix="shape_gather")
-    return ShapeTensor(values, out.get_output(0))
+    elements = s.elements(ctx)
+    return _from_elements(values, [elements[i] for i in indices])
 
 
 _FOLD = {

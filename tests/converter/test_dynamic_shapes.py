@@ -181,3 +181,20 @@ def test_efficientnet_b0_at_batch_1_8_and_32():
     report = verify(frozen, net.snapshot, intermediates=True)
     assert report.passed and report.intermediates["failed"] == 0, report.render()
     assert [row["inputs"][name][0] for row in report.shapes] == [1, 8, 32]
+
+
+# ------------------------------------------------------------------ a vision transformer: the class token is tiled by the batch
+def test_keras_hub_vit_tiles_its_class_token_by_the_run_time_batch():
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    model = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=1, num_heads=2,
+                                         hidden_dim=16, mlp_dim=32)
+    frozen = freeze(model, batch_range=(1, 2, 4))
+    graph = parse(frozen)
+    assert any(node.op == "Tile" for node in graph.nodes)
+    net = construct(graph)
+    report = verify(frozen, net.snapshot, intermediates=True)
+    assert report.passed and report.intermediates["failed"] == 0, report.render()
+    assert [row["inputs"][frozen.inputs[0].name][0] for row in report.shapes] == [1, 2, 4]

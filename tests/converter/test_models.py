@@ -50,4 +50,5 @@ def test_application_converts_and_verifies(name, tmp_path):
     out = convert_and_verify(model, tmp_path / f"{name}.plan", timeout=900)
     assert out["verification"]["intermediates"]["checked"] > 50
     if name == "ResNet50":
-        assert out["layers"] <= 128
+        # 127 layers static; the default dynamic batch (1..8) adds 6 shape layers for the stem's padding
+        assert out["layers"] <= 133
