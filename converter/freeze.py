@@ -35,6 +35,7 @@ _PASSTHROUGH_OPS = PASS_THROUGH_OPS
 #: sink nodes that are never a model output (a .pb without --output)
 _NOT_OUTPUTS = CONTROL_ONLY_OPS | SOURCE_OPS | {"Assert", "SaveV2", "RestoreV2"}
 _CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
+from .control_flow import copy_library, freeze_resource_inputs  # noqa: E402
 #: constants bigger than this live beside the GraphDef (see FrozenGraph.constants)
 EXTERNAL_CONST_BYTES = 4096
 #: attribute marking a placeholder that stands for an external constant
@@ -908,6 +909,10 @@ def _replace_resources(gd, values: dict, constants: dict):
             out.node.append(_const_node(n.name, value, constants))
             continue
         out.node.append(n)
+    out.library.CopyFrom(gd.library)
+    variables = {name: value for name, (kind, value) in values.items() if kind == "var"}
+    freeze_resource_inputs(out, variables, lambda name, value: _const_node(name, value, constants))
+    copy_library(out, out)
     return out
 
 
@@ -1132,7 +1137,7 @@ def inline_functions(gd, max_depth: int = 32):
         gd = out
     else:
         raise FreezeError("function calls nested deeper than 32 levels", "simplify the model")
-    del gd.library.function[:]
+    copy_library(gd, gd)  # only the bodies of control-flow ops stay (see converter.control_flow)
     return gd
 
 
@@ -1217,6 +1222,7 @@ def add_shapes(gd):
     # keeps the import fast.
     light = _graph_def_class()()
     light.versions.CopyFrom(gd.versions)
+    light.library.CopyFrom(gd.library)
     for n in gd.node:
         if n.op == "Const" and n.attr["value"].tensor.ByteSize() > 4096:
             stand_in = light.node.add()
@@ -1334,6 +1340,7 @@ def strip_and_prune(gd, outputs: list[str], keep: set[str]):
     for n in gd.node:
         if n.name in needed and n.op not in CONTROL_ONLY_OPS:
             out.node.append(n)
+    copy_library(out, gd)
     return out
 
 
@@ -1413,6 +1420,7 @@ def fold_constants(gd, input_names: set[str], constants: dict):
         stack.extend(_src(i) for i in nodes[name].input)
     sub = _graph_def_class()()
     sub.versions.CopyFrom(gd.versions)
+    sub.library.CopyFrom(gd.library)
     for name in order:
         if name in needed:
             sub.node.append(nodes[name])
@@ -1444,6 +1452,7 @@ def fold_constants(gd, input_names: set[str], constants: dict):
         new.CopyFrom(n)
         del new.input[:]
         new.input.extend(new_inputs)
+    copy_library(out, gd)
     return out
 
 

@@ -377,6 +377,18 @@ def _check_structural(node: Node, graph: Graph, declared: set[str]) -> list[tupl
     return problems
 
 
+#: ops that come from loops, conditionals and their tensor lists (TF2 functional and TF1 frame forms)
+CONTROL_FLOW_OPS = frozenset({"While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase", "Switch",
+                              "Merge", "Enter", "Exit", "NextIteration", "LoopCond", "RefEnter", "RefExit"})
+CONTROL_FLOW_HINT = ("for a fixed sequence length, build Keras recurrent layers with unroll=True (LSTM, GRU, "
+                     "SimpleRNN, Bidirectional: the loop becomes plain layers, which convert and verify); "
+                     "otherwise fold the condition to a constant or move the loop out of the model")
+
+
+def _is_control_flow(op: str) -> bool:
+    return op in CONTROL_FLOW_OPS or op.startswith("TensorList") or op.startswith("TensorArray")
+
+
 def check_support(graph: Graph) -> None:
     """Raise :class:`UnsupportedOpsError` listing every op (and node) that cannot convert.
 
@@ -406,6 +418,13 @@ def check_support(graph: Graph) -> None:
                 report(node.name, f"{node.op} ({summary})", problem)
             continue
         entry = REGISTRY.get(node.op)
+        if entry is None and _is_control_flow(node.op):
+            report(node.name, node.op,
+                   ConversionError(node.name, node.op, "control flow (a while loop, a conditional or a "
+                                   "TensorList/TensorArray: what Keras recurrent layers and tf.while_loop/tf.cond "
+                                   "compile to) does not convert to TensorRT loops and conditionals yet",
+                                   CONTROL_FLOW_HINT))
+            continue
         if entry is None:
             report(node.name, node.op,
                    ConversionError(node.name, node.op, "no converter for this op",

@@ -47,7 +47,9 @@ VACUOUS_NOTE = ("all |reference| ≤ atol: this comparison cannot fail for an ou
                 "use --check-intermediates or real inputs")
 INPUT_OPTIONS_HINT = ("give the values the model accepts with --input-range NAME:LOW:HIGH (HIGH exclusive) or "
                       "--input-value NAME:VALUE, or real inputs with --inputs-npz (Python: verify(..., "
-                      "input_ranges={NAME: (LOW, HIGH)}, input_values={NAME: VALUE}, inputs_npz=PATH))")
+                      "input_ranges={NAME: (LOW, HIGH)}, input_values={NAME: VALUE}, inputs_npz=PATH); in a "
+                      "build config: verification.input_ranges: {NAME: [LOW, HIGH]} or verification.input_values: "
+                      "{NAME: VALUE})")
 
 
 def _fmt(x, spec: str = ".3g") -> str:

@@ -196,9 +196,9 @@ CORPUS = [
     Entry("ViTBackbone", "keras-hub", ".keras", "vit.keras", vit_backbone),
     Entry("ImageClassifier (ResNet)", "keras-hub", "SavedModel (model.export())", "resnet", resnet_classifier_export),
     Entry("Embedding + LSTM", "Keras 3", ".keras", "lstm.keras", keras_lstm,
-          expect=(2, "the frozen graph does not import into TensorFlow"),
-          why="recurrent layer: its While loop reads the LSTM's variables, which freezing leaves as "
-              "resource inputs of the loop (control flow is issue 9)"),
+          expect=(2, "does not convert to TensorRT loops and conditionals yet"),
+          why="recurrent layer: it freezes exactly (loop body kept, its variables constants), but While → "
+              "TensorRT ILoop is not converted yet (issue 9); the error says so and hints unroll=True"),
     Entry("Embedding + Conv1D", "tf_keras", ".h5", "cnn.h5", tf_keras_h5),
     Entry("Embedding + Conv1D", "tf_keras", "tf_keras SavedModel", "cnn_tf", tf_keras_saved_model),
     Entry("tf.Module with variables", "tf.Module", "SavedModel (tf.saved_model.save)", "module", tf_module),
