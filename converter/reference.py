@@ -4,13 +4,16 @@ Each layer follows TensorRT's *documented* operator semantics (the TensorRT
 operator reference and the ``I*Layer`` API documentation), independent of any
 converter.  It is meant as an oracle to compare converted networks against the
 source framework without a GPU, and to bisect divergences
-(``run(..., keep_intermediates=True)`` returns every tensor by name).
+(``run(..., keep_intermediates=True)`` returns every tensor by name; a tensor of a
+loop body has its value in the loop's last iteration).
 
 This module is the generic loop only: what each layer computes lives with its
 kind in :mod:`converter.layers` (``prepare`` once per executor, ``run`` per
 call).  Floating point work stays in float32 (no float64 upcasts on the hot
 paths); BLAS runs single-threaded while the executor runs, and big matrix
 products are split over a small pool instead (see :mod:`converter.layers._numpy`).
+TensorRT loops run as single nodes whose bodies are evaluated once per iteration
+(:mod:`converter.layers._regions` says which layers form a loop and how it runs).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 import numpy as np
 
 from converter import layers as layer_kinds
+from converter.layers import _regions
 from converter.errors import ExecutorError, FeedError, UnsupportedLayerError
 from converter.layers._numpy import np_dtype as _np_dtype
 from converter.layers._numpy import single_threaded_blas as _single_threaded_blas
@@ -67,6 +71,12 @@ class ReferenceExecutor:
             params = layer_kind.params.from_json(rec["params"])
             self._params.append(params)
             self._prepared.append(layer_kind.prepared(params, snapshot.layer_weights(rec)))
+        # the order of evaluation: single layers, and loops as single nodes (their bodies run per iteration)
+        self._nodes = _regions.plan(self._layers, self._kinds, self._params)
+        self._node_of: dict[str, int] = {}
+        for k, node in enumerate(self._nodes):
+            for name in node.outputs:
+                self._node_of[name] = k
 
     def unsupported_layers(self) -> list[tuple[str, str]]:
         return [(r["name"], r["type"]) for r, k in zip(self._layers, self._kinds) if k is None]
@@ -117,66 +127,88 @@ class ReferenceExecutor:
         for name in wanted:
             if name not in self._producer and name not in self._inputs:
                 raise FeedError(f"requested tensor {name!r} is not in the network")
-        # layers needed (or all of them for keep_intermediates)
+        nodes = self._nodes
+        # nodes needed (or all of them for keep_intermediates)
         if keep_intermediates:
-            needed = set(range(len(self._layers)))
+            needed = set(range(len(nodes)))
         else:
             needed = set()
-            stack = [self._producer[n] for n in wanted if n in self._producer]
+            stack = [self._node_of[n] for n in wanted if n in self._node_of]
             while stack:
-                i = stack.pop()
-                if i in needed:
+                k = stack.pop()
+                if k in needed:
                     continue
-                needed.add(i)
-                for name in self._layers[i]["inputs"]:
-                    if name is not None and name in self._producer:
-                        stack.append(self._producer[name])
+                needed.add(k)
+                stack.extend(self._node_of[n] for n in nodes[k].inputs if n in self._node_of)
         # last use of each tensor so memory can be released
         last_use: dict[str, int] = {}
-        for i in sorted(needed):
-            for name in self._layers[i]["inputs"]:
-                if name is not None:
-                    last_use[name] = i
+        for k in sorted(needed):
+            for name in nodes[k].inputs:
+                last_use[name] = k
         keep = set(wanted)
-        for i in sorted(needed):
-            rec = self._layers[i]
-            layer_kind = self._kinds[i]
-            if layer_kind is None:
-                raise UnsupportedLayerError(rec["name"], rec["type"])
-            try:
-                ins = [None if n is None else values[n] for n in rec["inputs"]]
-            except KeyError as exc:  # pragma: no cover - topologically sorted by TensorRT
-                raise ExecutorError(f"layer {rec['name']!r}: input {exc} not computed") from None
-            start = time.perf_counter() if timings is not None else 0.0
-            try:
-                results = layer_kind.run(rec, self._params[i], self._prepared[i], ins)
-            except ExecutorError:
-                raise
-            except Exception as exc:
-                raise ExecutorError(f"layer {rec['name']!r} ({rec['type']}) failed: {type(exc).__name__}: "
-                                    f"{exc}") from exc
-            if timings is not None:
-                slot = timings.setdefault(rec["type"], [0.0, 0])
-                slot[0] += time.perf_counter() - start
-                slot[1] += 1
-            if not isinstance(results, (list, tuple)):
-                results = [results]
-            for out_rec, value in zip(rec["outputs"], results):
-                value = np.asarray(value)
-                dtype = _np_dtype(out_rec["dtype"])
-                if value.dtype != dtype:
-                    value = value.astype(dtype)
-                shape = out_rec["shape"]
-                if shape is not None and (len(shape) != value.ndim or any(
-                        d >= 0 and d != s for d, s in zip(shape, value.shape))):
-                    raise ExecutorError(f"layer {rec['name']!r} ({rec['type']}) produced shape {value.shape} for "
-                                        f"{out_rec['name']!r}; TensorRT inferred {tuple(shape)}")
-                values[out_rec["name"]] = value
+        run_node = self._node_runner(keep_intermediates, timings)
+        for k in sorted(needed):
+            node = nodes[k]
+            run_node(node, values)
             if not keep_intermediates:
-                for name in rec["inputs"]:
-                    if name is not None and last_use.get(name) == i and name not in keep \
-                            and name not in self._inputs:
+                for name in node.inputs:
+                    if last_use.get(name) == k and name not in keep and name not in self._inputs:
                         values.pop(name, None)
         if keep_intermediates:
             return values
         return {name: values[name] for name in wanted}
+
+    def _node_runner(self, keep_intermediates: bool, timings: dict | None):
+        """``run_node(node, scope)``: one layer, or a whole loop/conditional (:mod:`converter.layers._regions`)."""
+
+        def run_node(node, scope):
+            if isinstance(node, _regions.Region):
+                results, last = node.run(scope, run_node, self._store)
+                scope.update(results)
+                if keep_intermediates:
+                    for name, value in last.items():
+                        scope.setdefault(name, value)
+            else:
+                self._run_layer(node.index, scope, timings)
+
+        return run_node
+
+    def _run_layer(self, i: int, values, timings: dict | None) -> None:
+        rec = self._layers[i]
+        layer_kind = self._kinds[i]
+        if layer_kind is None:
+            raise UnsupportedLayerError(rec["name"], rec["type"])
+        try:
+            ins = [None if n is None else values[n] for n in rec["inputs"]]
+        except KeyError as exc:  # pragma: no cover - topologically sorted by TensorRT
+            raise ExecutorError(f"layer {rec['name']!r}: input {exc} not computed") from None
+        start = time.perf_counter() if timings is not None else 0.0
+        try:
+            results = layer_kind.run(rec, self._params[i], self._prepared[i], ins)
+        except ExecutorError:
+            raise
+        except Exception as exc:
+            raise ExecutorError(f"layer {rec['name']!r} ({rec['type']}) failed: {type(exc).__name__}: "
+                                f"{exc}") from exc
+        if timings is not None:
+            slot = timings.setdefault(rec["type"], [0.0, 0])
+            slot[0] += time.perf_counter() - start
+            slot[1] += 1
+        self._store(i, results, values)
+
+    def _store(self, i: int, results, values) -> None:
+        """Write layer ``i``'s results into ``values``, in the recorded dtypes, checking the recorded shapes."""
+        rec = self._layers[i]
+        if not isinstance(results, (list, tuple)):
+            results = [results]
+        for out_rec, value in zip(rec["outputs"], results):
+            value = np.asarray(value)
+            dtype = _np_dtype(out_rec["dtype"])
+            if value.dtype != dtype:
+                value = value.astype(dtype)
+            shape = out_rec["shape"]
+            if shape is not None and (len(shape) != value.ndim or any(
+                    d >= 0 and d != s for d, s in zip(shape, value.shape))):
+                raise ExecutorError(f"layer {rec['name']!r} ({rec['type']}) produced shape {value.shape} for "
+                                    f"{out_rec['name']!r}; TensorRT inferred {tuple(shape)}")
+            values[out_rec["name"]] = value

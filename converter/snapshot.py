@@ -85,12 +85,19 @@ SUPPORTED_LAYER_TYPES = layer_kinds.SUPPORTED_LAYER_TYPES
 
 # --------------------------------------------------------------------------- snapshot
 
+def _back_edges(type_name: str) -> tuple[int, ...]:
+    layer_kind = layer_kinds.kind(type_name)
+    return layer_kind.back_edges if layer_kind is not None else ()
+
+
 def _topological_order(network) -> list[int]:
     """Layer indices in a dependency order, keeping TensorRT's order where it already is one.
 
     TensorRT's ONNX parser sometimes rewires an earlier layer's input to a tensor produced later
     (``set_input``), so index order is not always topological; snapshots store layers in this
-    order so a rebuilt network can add each layer after its inputs exist.
+    order so a rebuilt network can add each layer after its inputs exist.  Inputs a kind declares
+    back edges (a loop recurrence's next value) are not dependencies: they close a loop, and
+    :meth:`Snapshot.to_network` sets them once every layer exists.
     """
     import heapq
 
@@ -103,9 +110,10 @@ def _topological_order(network) -> list[int]:
         for j in range(layer.num_outputs):
             producer[layer.get_output(j).name] = index
         names = set()
+        back_edges = _back_edges(layer.type.name)
         for j in range(layer.num_inputs):
             tensor = layer.get_input(j)
-            if tensor is not None:
+            if tensor is not None and j not in back_edges:
                 names.add(tensor.name)
         needs.append(names)
     waiting: dict[int, int] = {}
@@ -134,7 +142,7 @@ def _topological_order(network) -> list[int]:
             if waiting[c] == 0:
                 heapq.heappush(ready, c)
     if len(order) != count:
-        raise SnapshotError("the network has a dependency cycle (loops/conditionals are not supported)")
+        raise SnapshotError("the network has a dependency cycle that is not closed by a loop recurrence")
     return order
 
 
@@ -288,25 +296,37 @@ class Snapshot:
     def to_network(self, builder=None):
         """Rebuild the network (no TensorFlow needed).  Returns ``(builder, network)``.
 
-        The numpy arrays handed to TensorRT are kept alive in ``self._keepalive``.
+        The numpy arrays handed to TensorRT are kept alive in ``self._keepalive`` (with the table of the
+        network's loops, :mod:`converter.layers._loops`).  Back-edge inputs (a recurrence's next value)
+        are set after every layer has been added.
         """
         trt = trtshim.module()
         builder, network = trtshim.create_network(builder, strongly_typed=self.topology.get("strongly_typed", False))
         keep: list[np.ndarray] = []
         self._keepalive.append(keep)
         tensors: dict[str, Any] = {}
+        built: dict[str, Any] = {}  # layer by name, for the back edges set last
+        later: list[tuple[dict, int, str]] = []
         for rec in self.inputs:
             tensors[rec["name"]] = network.add_input(rec["name"], _trt_dtype(rec["dtype"]), tuple(rec["shape"]))
         for rec in self.layers:
             layer_kind = layer_kinds.kind(rec["type"])
             if layer_kind is None:
                 raise DamagedSnapshotError(f"layer {rec['name']!r}: unknown layer type {rec['type']}")
+            names = list(rec["inputs"])
+            for j in layer_kind.back_edges:  # set below, once their producers exist
+                if j < len(names) and names[j] is not None:
+                    later.append((rec, j, names[j]))
+                    names[j] = None
+            while names and names[-1] is None:
+                names.pop()
             try:
-                ins = [None if n is None else tensors[n] for n in rec["inputs"]]
+                ins = [None if n is None else tensors[n] for n in names]
             except KeyError as exc:
                 raise SnapshotError(f"layer {rec['name']!r}: input tensor {exc} is not produced earlier") from None
             layer = layer_kind.add(network, ins, layer_kind.params.from_json(rec["params"]),
                                    self.layer_weights(rec), keep)
+            built[rec["name"]] = layer
             if layer is None:
                 raise SnapshotError(f"layer {rec['name']!r} ({rec['type']}): TensorRT refused to add it")
             layer.name = rec["name"]
@@ -321,6 +341,10 @@ class Snapshot:
                 tensor = layer.get_output(j)
                 tensor.name = out["name"]
                 tensors[out["name"]] = tensor
+        for rec, j, name in later:
+            if name not in tensors:
+                raise SnapshotError(f"layer {rec['name']!r}: input tensor {name!r} is produced by no layer")
+            built[rec["name"]].set_input(j, tensors[name])
         for name in self.outputs:
             tensor = tensors[name]
             network.mark_output(tensor)
@@ -378,7 +402,7 @@ class Snapshot:
         names = sorted(self.weights)
         buf.write((json.dumps(names) + "\n").encode())
         for name in names:
-            np.save(buf, np.ascontiguousarray(self.weights[name]), allow_pickle=False)
+            np.save(buf, np.require(self.weights[name], requirements="C"), allow_pickle=False)  # 0-d stays 0-d
         return buf.getvalue()
 
     @classmethod

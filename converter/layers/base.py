@@ -14,7 +14,12 @@ one TensorRT layer type means to tf2trt:
   :meth:`Snapshot.to_network` alike;
 * ``read(layer)`` — ``(params, weights)`` read back from a built layer;
 * ``prepare(params, weights)`` / ``run(rec, params, prepared, inputs)`` — its
-  numpy semantics for the reference executor.
+  numpy semantics for the reference executor;
+* ``back_edges`` — input positions that may be produced *later* in the network (a loop
+  recurrence's next value): dependency orders skip them and rebuilds set them last;
+* ``region`` — for the boundary layers of a control-flow region (``"loop"``), the region
+  family: the executor runs such layers together with their body
+  (:mod:`converter.layers._regions`), never one by one.
 
 :func:`register` files the kind under its TensorRT ``LayerType`` name and
 refuses a second registration, so two modules can never disagree silently.
@@ -145,6 +150,8 @@ class LayerKind:
     prepare: Callable | None = None
     roles: tuple[str, ...] = ()
     module: str = ""
+    back_edges: tuple[int, ...] = ()
+    region: str | None = None
 
     def prepared(self, params, weights: dict):
         """What :attr:`run` receives as ``prepared``: ``prepare(params, weights)`` or the weights themselves."""
@@ -155,14 +162,16 @@ KINDS: dict[str, LayerKind] = {}
 
 
 def register(type_name: str, params: type, *, add: Callable, read: Callable, run: Callable | None = None,
-             prepare: Callable | None = None, roles: tuple[str, ...] = ()) -> LayerKind:
+             prepare: Callable | None = None, roles: tuple[str, ...] = (), back_edges: tuple[int, ...] = (),
+             region: str | None = None) -> LayerKind:
     """File a layer kind under its TensorRT ``LayerType`` name; a second registration is a bug."""
     if type_name in KINDS:
         raise RuntimeError(f"layer kind {type_name} registered twice ({KINDS[type_name].module} and "
                            f"{add.__module__})")
     if not (isinstance(params, type) and issubclass(params, LayerParams)):
         raise TypeError(f"{type_name}: params must be a LayerParams dataclass")
-    entry = LayerKind(type_name, params, add, read, run, prepare, tuple(roles), add.__module__)
+    entry = LayerKind(type_name, params, add, read, run, prepare, tuple(roles), add.__module__,
+                      tuple(back_edges), region)
     KINDS[type_name] = entry
     return entry
 

@@ -27,6 +27,7 @@ from converter import reference
 from converter import trt as trtshim
 from converter.reference import ExecutorError, ReferenceExecutor, UnsupportedLayerError
 from converter.snapshot import Snapshot
+from tests.converter.loop_cases import ONNX_LOOP_CASES, api_loops
 from tests.converter.onnx_cases import (
     assert_close,
     case,
@@ -381,7 +382,7 @@ def _misc_cases():
 
 ONNX_CASES = (_conv_cases() + _activation_cases() + _elementwise_cases() + _unary_cases() + _pool_cases()
               + _reduce_cases() + _softmax_matmul_cases() + _shape_cases() + _slice_pad_cases() + _resize_cases()
-              + _gather_cases() + _misc_cases())
+              + _gather_cases() + _misc_cases() + ONNX_LOOP_CASES)
 
 
 def _feeds_for(snapshot: Snapshot, feeds: dict) -> dict:
@@ -850,7 +851,7 @@ API_CASES = [
     _gather_batch_case("DEFAULT"), _gather_batch_case("ND"), _softmax_axis_case(), _nonzero_case(), _reduce_int_avg_case(),
     _unary_round_case(), _resize_api_case("HALF_DOWN", "HALF_PIXEL"), _resize_api_case("CEIL", "ALIGN_CORNERS"),
     _resize_api_case("HALF_UP", "ASYMMETRIC"), _topk_int_case(), _identity_cast_case(),
-]
+] + [ApiCase(*loop) for loop in api_loops()]
 
 
 @pytest.mark.parametrize("c", API_CASES, ids=[c.id for c in API_CASES])
