@@ -64,6 +64,9 @@ def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
                    help="batch sizes an unknown batch dimension serves when neither --input nor --profile gives "
                         "that input a shape; 1,1,1 builds a static batch-1 network (default: "
                         f"{','.join(map(str, _default_batch_range()))})")
+    p.add_argument("--max-input-size", type=size_arg, default=None, metavar="SIZE",
+                   help="refuse shapes whose inputs (at a profile's max) take more than this, before anything is "
+                        "built: bytes or a size like 16GiB (default: $TF2TRT_MAX_INPUT_BYTES, else 4GiB)")
     p.add_argument("--output", action="append", default=[], metavar="NAME", help="output to keep (repeatable)")
     p.add_argument("--signature", default="serving_default", help="SavedModel signature")
     p.add_argument("--trust-model-code", action="store_true",
@@ -167,7 +170,7 @@ def _convert(args, result: dict, console) -> int:
     t = time.perf_counter()
     frozen = freeze(args.model, inputs=inputs or None, outputs=args.output or None,
                     signature=args.signature, trust_model_code=args.trust_model_code, profiles=profiles,
-                    batch_range=batch_range)
+                    batch_range=batch_range, max_input_bytes=args.max_input_size)
     timings["freeze"] = time.perf_counter() - t
     result["profiles"] = frozen.meta.get("profiles", [])
     for k, profile in enumerate(result["profiles"]):

@@ -38,6 +38,8 @@ _CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
 from .control_flow import copy_library, freeze_resource_inputs  # noqa: E402
 #: constants bigger than this live beside the GraphDef (see FrozenGraph.constants)
 EXTERNAL_CONST_BYTES = 4096
+#: protobuf's hard limit on one serialized message (a GraphDef .pb): 2 GiB
+PROTOBUF_LIMIT = 2**31
 #: attribute marking a placeholder that stands for an external constant
 EXTERNAL_ATTR = "_tf2trt_constant"
 
@@ -191,18 +193,39 @@ class ModelSource:
     keep: object = None
 
     def freeze(self, inputs: dict[str, tuple] | None = None, profiles: list | None = None,
-               batch_range: tuple[int, int, int] | None = None) -> "FrozenGraph":
+               batch_range: tuple[int, int, int] | None = None,
+               max_input_bytes: int | None = None) -> "FrozenGraph":
         """Freeze at ``inputs`` (static shapes) and ``profiles`` (ranges that stay dynamic, see
         :mod:`converter.profiles`); ``batch_range`` (min, opt, max) keeps an unknown batch dimension
-        dynamic when neither gives that input a shape (None: it becomes 1)."""
+        dynamic when neither gives that input a shape (None: it becomes 1).
+
+        Shapes are checked (:mod:`converter.shapes`: dims ≥ 1, rank, the inputs' bytes against
+        ``max_input_bytes``) before anything is traced, so a typo never reaches TensorFlow."""
+        from .shapes import check_given_shapes
+
+        check_given_shapes(inputs, profiles)
         overrides, profiles = resolve_profiles(self, dict(inputs or {}), profiles, batch_range)
         shapes, extra = resolve_input_shapes(self, overrides)
+        self._check_sizes({**shapes, **extra}, profiles, max_input_bytes)
         frozen = self.build(shapes, extra)
         if profiles:
             from .profiles import profile_to_json
 
             frozen.meta["profiles"] = [profile_to_json(p) for p in profiles]
         return frozen
+
+    def _check_sizes(self, shapes: dict, profiles: list, limit: int | None) -> None:
+        """The inputs' bytes at the static shapes, or at each profile's max, against the limit."""
+        from .shapes import check_input_sizes
+
+        dtypes = {i.name: i.dtype for i in self.inputs + list(self.optional_inputs or [])}
+        static = {n: s for n, s in shapes.items() if all(int(d) >= 0 for d in s)}
+        if not profiles:
+            sets = [("the inputs", static)]
+        else:
+            sets = [(f"the inputs at profile {k}'s max" if len(profiles) > 1 else "the inputs at the profile's max",
+                     {**static, **{n: r.max for n, r in p.items()}}) for k, p in enumerate(profiles)]
+        check_input_sizes(sets, dtypes, limit)
 
 
 #: example sizes the hints offer for unknown non-batch dimensions (rank-4 inputs are usually images)
@@ -444,6 +467,7 @@ def freeze(
     trust_model_code: bool = False,
     profiles: list | None = None,
     batch_range: tuple[int, int, int] | None = None,
+    max_input_bytes: int | None = None,
 ) -> FrozenGraph:
     """Freeze ``model`` into a :class:`FrozenGraph`.
 
@@ -458,9 +482,12 @@ def freeze(
 
     Model files are untrusted by default: a Keras file whose ``Lambda`` layers (or, in ``.keras``, other
     arbitrary code) would run Python on this machine when loaded is refused unless ``trust_model_code``.
+
+    ``max_input_bytes`` caps the bytes of the inputs at the shapes asked for (default: see
+    :func:`converter.shapes.max_input_bytes`): an absurd shape fails here, not in verification.
     """
     source = open_model(model, signature=signature, outputs=outputs, trust_model_code=trust_model_code)
-    return source.freeze(inputs, profiles=profiles, batch_range=batch_range)
+    return source.freeze(inputs, profiles=profiles, batch_range=batch_range, max_input_bytes=max_input_bytes)
 
 
 def open_model(model, signature: str | None = "serving_default", outputs: list[str] | None = None,
@@ -552,6 +579,46 @@ def _lambda_layers_in_h5(path: Path) -> list[str]:
     return found
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_keras_container(path: Path) -> None:
+    """Refuse a Keras file whose bytes are not what its suffix says, saying what they are.
+
+    Keras 3 reports a ``.keras`` that is not a zip as "File not found" although the file is right
+    there; tf_keras reports a non-HDF5 ``.h5`` as "file signature not found".  A ``.keras`` is a zip
+    archive, a ``.h5`` an HDF5 file: checking the first bytes gives a message that says so.
+    """
+    import zipfile
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise FreezeError(f"cannot read '{path}': {exc.strerror or exc}", "check the file's permissions") from exc
+    is_zip = zipfile.is_zipfile(path)
+    is_hdf5 = head == _HDF5_MAGIC
+    suffix = path.suffix.lower()
+    if suffix == ".keras" and not is_zip:
+        if is_hdf5:
+            raise FreezeError(f"'{path.name}' is an HDF5 (legacy .h5) Keras file named .keras",
+                              "rename it to .h5 (the legacy format), or re-save the model with "
+                              "model.save('model.keras')")
+        what = "is empty" if not head else f"starts with {head!r}"
+        raise FreezeError(f"'{path.name}' exists but is not a Keras model file: a .keras file is a zip archive, "
+                          f"this one {what}",
+                          "re-save the model with model.save('model.keras'), or check that the download or copy "
+                          "finished")
+    if suffix in (".h5", ".hdf5") and not is_hdf5:
+        if is_zip:
+            raise FreezeError(f"'{path.name}' is a Keras 3 (.keras zip) file named {suffix}",
+                              "rename it to .keras")
+        what = "is empty" if not head else f"starts with {head!r}"
+        raise FreezeError(f"'{path.name}' exists but is not an HDF5 Keras model file: it {what}",
+                          "re-save the model with model.save('model.keras'), or check that the download or copy "
+                          "finished")
+
+
 def _load_keras_file(path: Path, trust_model_code: bool = False):
     if not trust_model_code and path.suffix.lower() in (".h5", ".hdf5"):
         lambdas = _lambda_layers_in_h5(path)
@@ -561,6 +628,7 @@ def _load_keras_file(path: Path, trust_model_code: bool = False):
                 "the file on this machine, and model files are not trusted by default",
                 "if you trust where the file comes from, pass --trust-model-code (convert) or "
                 "trust_model_code=True (converter.freeze)")
+    _check_keras_container(path)
     errors = []
     if path.suffix.lower() == ".keras":
         loaders = ("keras", "tf_keras")
@@ -621,10 +689,33 @@ def _open_keras(model, outputs) -> ModelSource:
         def call(*args):
             return model(pack(args), training=False)
 
-        concrete = call.get_concrete_function(*specs)
+        concrete = _trace(lambda: call.get_concrete_function(*specs), shapes)
         return _freeze_concrete(concrete, names, extra, outputs, output_names=output_names, requested=shapes)
 
     return ModelSource("keras", declared, _keras_declared_outputs(model, output_names), build)
+
+
+def _trace(get_concrete: Callable, shapes: dict):
+    """``get_concrete()``, with the model's own refusal of the shapes asked for as a :class:`FreezeError`.
+
+    Tracing runs the model's Python code at the given shapes; when a layer rejects them (a ``Reshape``
+    whose size no longer matches, a ``Dense`` fed the wrong width) Keras raises ``ValueError`` with a
+    multi-line, ANSI-coloured dump.  That is a shape the user chose (exit 2), not a tf2trt bug: the
+    message keeps Keras's first sentences, without the colour codes, and names the shapes.
+    """
+    import tensorflow as tf
+
+    from .errors import strip_ansi
+
+    try:
+        return get_concrete()
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as exc:
+        lines = [ln.strip() for ln in strip_ansi(str(exc)).splitlines() if ln.strip()]
+        detail = " ".join(ln for ln in lines[:3] if not ln.startswith(("Arguments received", "•")))
+        asked = ", ".join(f"{name} {shape_text(_tf_shape(shape))}" for name, shape in sorted(shapes.items()))
+        raise FreezeError(f"the model does not accept the input shapes {asked}: {detail or type(exc).__name__}",
+                          "give shapes the model's layers accept (tf2trt inspect MODEL shows the declared "
+                          "shapes; a dimension the model leaves unknown may still be fixed by its layers)") from exc
 
 
 def _input_packer(model, flat: list):
@@ -716,7 +807,13 @@ def _open_saved_model(path: Path, signature: str | None, outputs) -> ModelSource
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # noqa: BLE001
-        raise FreezeError(f"could not load SavedModel '{path}': {exc}", "check the TensorFlow version") from exc
+        index = path / "variables" / "variables.index"
+        if not index.is_file() and "variables" in str(exc):
+            raise FreezeError(f"SavedModel '{path}' is missing its variables ({index} is not there): "
+                              f"TensorFlow says {str(exc).splitlines()[0]}",
+                              "the variables/ directory of a SavedModel holds its weights: copy the whole "
+                              "SavedModel directory (saved_model.pb and variables/), or save it again") from exc
+        raise FreezeError(f"could not load SavedModel '{path}': {exc}", import_failure_hint(exc)) from exc
     signatures = dict(loaded.signatures)
     if signature is None:
         if not signatures:
@@ -737,7 +834,7 @@ def _open_saved_model(path: Path, signature: str | None, outputs) -> ModelSource
             # the signature's own shapes would win over the ones asked for: retrace through a wrapper
             specs = {n: tf.TensorSpec(_tf_shape(shapes[n]), arg_specs[n].dtype, name=n) for n in names}
             wrapper = tf.function(lambda **kw: concrete(**kw), autograph=False)
-            fn = wrapper.get_concrete_function(**specs)
+            fn = _trace(lambda: wrapper.get_concrete_function(**specs), shapes)
         return _freeze_concrete(fn, names, extra, outputs, requested=shapes)
 
     return ModelSource("saved_model", described[signature]["inputs"], described[signature]["outputs"], build,
@@ -764,7 +861,7 @@ def _open_concrete(concrete, outputs) -> ModelSource:
             args, kwargs = tf.nest.map_structure(
                 lambda leaf: next(new_specs) if isinstance(leaf, tf.TensorSpec) else leaf, structure)
             wrapper = tf.function(lambda *a, **kw: concrete(*a, **kw), autograph=False)
-            fn = wrapper.get_concrete_function(*args, **kwargs)
+            fn = _trace(lambda: wrapper.get_concrete_function(*args, **kwargs), shapes)
         return _freeze_concrete(fn, names, extra, outputs, requested=shapes)
 
     return ModelSource("function", declared, out_decl, build)
@@ -957,6 +1054,12 @@ def _open_pb(path: Path, outputs) -> ModelSource:
     from tensorflow import dtypes
 
     gd = _graph_def_class()()
+    size = path.stat().st_size
+    if size >= PROTOBUF_LIMIT:
+        # protobuf cannot parse a message of 2 GiB or more; it would only say "wire format was corrupt"
+        raise FreezeError(f"'{path}' is {size} bytes ({size / 2**30:.2f} GiB): protobuf cannot parse a message of "
+                          f"2 GiB ({PROTOBUF_LIMIT} bytes) or more, so no GraphDef .pb this large can be read", "convert the SavedModel (or the Keras model) it was frozen from instead: "
+                          "tf2trt keeps large weights outside the GraphDef")
     try:
         data = path.read_bytes()
         gd.ParseFromString(data)
@@ -1237,7 +1340,7 @@ def add_shapes(gd):
             tf.graph_util.import_graph_def(light, name="")
         except Exception as exc:  # noqa: BLE001 - TF raises ValueError/InvalidArgumentError/...
             raise FreezeError(f"the frozen graph does not import into TensorFlow: {exc}",
-                              "the model may use ops this TensorFlow build lacks") from exc
+                              import_failure_hint(exc)) from exc
         shapes = {}
         for op in g.get_operations():
             shapes[op.name] = [t.shape for t in op.outputs]
@@ -1248,6 +1351,42 @@ def add_shapes(gd):
         for shape in outs:
             entry.shape.add().CopyFrom(shape.as_proto())
     return gd
+
+
+_INPUT_COUNT = re.compile(r"NodeDef expected inputs '([^']*)' do not match (\d+) inputs specified.*?\{\{node ([^}]+)\}\}",
+                          re.S)
+_SHAPE_WORDS = ("Dimensions must be equal", "Shapes must be equal rank", "Shape must be rank", "Incompatible shapes",
+                "must have the same shape", "Cannot reshape", "Dimension size must be", "shapes must be")
+
+
+def import_failure_hint(exc: BaseException) -> str:
+    """What to do about TensorFlow refusing a graph, from what its message says happened.
+
+    Only a missing op registration means this TensorFlow build lacks an op; a shape disagreement and a
+    node whose inputs went missing are said as such, since guessing "missing ops" sends people to
+    reinstall TensorFlow for a graph that is simply inconsistent.
+    """
+    text = str(exc)
+    m = re.search(r"Op type not registered '([^']+)'", text)
+    if m:
+        return (f"op {m.group(1)} is not registered in this TensorFlow build: convert with the TensorFlow version "
+                "(and add-on packages, e.g. tensorflow-text) the model was made with")
+    m = _INPUT_COUNT.search(text)
+    if m:
+        wanted = len([t for t in m.group(1).split(",") if t.strip()])
+        return (f"node {m.group(3)} has {m.group(2)} input(s) where its op takes {wanted}: the graph lost (or "
+                "gained) edges after export, typically control-flow nodes (Switch/Merge) whose inputs were "
+                "pruned or edited; re-export the model from its source instead of editing the GraphDef")
+    m = re.search(r"Node '([^']+)': Unknown input node '([^']+)'", text)
+    if m:
+        return (f"node {m.group(1)} reads {m.group(2)}, which is not in the graph: the GraphDef is incomplete "
+                "(pruned or edited after export); re-export the model")
+    if any(w in text for w in _SHAPE_WORDS):
+        return ("the graph's shapes disagree at the node named above: if you gave input shapes (--input/--profile), "
+                "they do not fit what the graph computes (tf2trt inspect MODEL shows the declared shapes); "
+                "otherwise the GraphDef itself is inconsistent: re-export it")
+    return ("TensorFlow's own message above says what it refuses; re-export the model with the TensorFlow version "
+            "it was made with")
 
 
 def _rename_ref(ref: str, rename: dict) -> str:

@@ -389,6 +389,40 @@ def _is_control_flow(op: str) -> bool:
     return op in CONTROL_FLOW_OPS or op.startswith("TensorList") or op.startswith("TensorArray")
 
 
+def _arity_problem(node: Node) -> ConversionError | None:
+    """A node whose data inputs are not as many as its TF op takes (None if they are, or if unknown).
+
+    A graph fresh from :func:`converter.freeze.freeze` was imported by TensorFlow, so its arities hold;
+    a stored or hand-edited GraphDef need not, and converters index ``node.inputs`` trusting the op's
+    signature (an ``IndexError`` deep in a converter would read as a tf2trt bug).
+    """
+    try:
+        from tensorflow.python.framework import op_def_registry
+    except ImportError:  # pragma: no cover - TensorFlow is present wherever a GraphDef is parsed
+        return None
+    op_def = op_def_registry.get(node.op)
+    if op_def is None:
+        return None
+    wanted = 0
+    for arg in op_def.input_arg:
+        if arg.number_attr:
+            n = node.attrs.get(arg.number_attr)
+            if not isinstance(n, int) or isinstance(n, bool):
+                return None
+            wanted += n
+        elif arg.type_list_attr:
+            types = node.attrs.get(arg.type_list_attr)
+            if not isinstance(types, list):
+                return None
+            wanted += len(types)
+        else:
+            wanted += 1
+    if len(node.inputs) == wanted:
+        return None
+    return ConversionError(node.name, node.op, f"has {len(node.inputs)} data input(s), its op takes {wanted}",
+                           "the GraphDef is malformed (edited or damaged after export): re-export the model")
+
+
 def check_support(graph: Graph) -> None:
     """Raise :class:`UnsupportedOpsError` listing every op (and node) that cannot convert.
 
@@ -424,6 +458,10 @@ def check_support(graph: Graph) -> None:
                                    "TensorList/TensorArray: what Keras recurrent layers and tf.while_loop/tf.cond "
                                    "compile to) does not convert to TensorRT loops and conditionals yet",
                                    CONTROL_FLOW_HINT))
+            continue
+        arity = _arity_problem(node) if entry is not None else None
+        if arity is not None:
+            report(node.name, f"{node.op} (wrong number of inputs)", arity)
             continue
         if entry is None:
             report(node.name, node.op,

@@ -540,6 +540,7 @@ def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConf
             issues.append(ConfigIssue("inputs[0]", "a generated keras.applications model needs inputs[0].shape "
                                       "(its input size)", "give shape; the batch dimension may then be made "
                                       "dynamic by a model file with profiles", _line_of(data, ("inputs",), lines)))
+        issues += _input_size_issues(spec, data, lines)
         for key in ("output", "output_root"):
             value = getattr(spec, key)
             missing = expand_strict(value)[1] if value is not None else []
@@ -555,6 +556,44 @@ def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConf
         if issues:
             raise ConfigError(given, issues)
     return cfg
+
+
+def _input_size_issues(spec: BuildConfig, data, lines) -> list[ConfigIssue]:
+    """Shapes no build can serve, found while loading the config, before any stage runs or is cached.
+
+    The schema already wants every dimension ≥ 1; this adds rank and per-dimension bounds and the inputs'
+    bytes (the static shapes, or each profile at its max) against the limit of
+    :func:`converter.shapes.max_input_bytes` (``$TF2TRT_MAX_INPUT_BYTES``), so ``[1, 100000, 100000, 3]``
+    fails here instead of in verification after four stages were built and cached.
+    """
+    from converter.errors import FreezeError
+    from converter.shapes import LIMIT_HINT, check_input_sizes, dims_problem
+
+    issues = []
+    static: dict[str, list[int]] = {}
+    ranged: dict[str, list] = {}
+    for k, inp in enumerate(spec.inputs):
+        shapes = [("shape", inp.shape)] if inp.shape is not None else [
+            (f"profiles[{j}].{key}", getattr(r, key)) for j, r in enumerate(inp.profiles or []) for key in ("min", "max")]
+        bad = [f"{where} {list(shape)}: {dims_problem(shape)}" for where, shape in shapes if dims_problem(shape)]
+        for problem in bad:
+            issues.append(ConfigIssue(f"inputs[{k}]", problem, "give every dimension as a whole number from 1 to "
+                                      "2147483647, at most 8 dimensions", _line_of(data, ("inputs", k), lines)))
+        if bad:
+            continue
+        if inp.shape is not None:
+            static[inp.name] = inp.shape
+        else:
+            ranged[inp.name] = [r.max for r in inp.profiles or []]
+    count = max((len(v) for v in ranged.values()), default=0)
+    sets = ([("the inputs", static)] if not ranged else
+            [(f"the inputs at profile {j}'s max" if count > 1 else "the inputs at the profiles' max",
+              {**static, **{n: rs[min(j, len(rs) - 1)] for n, rs in ranged.items()}}) for j in range(count)])
+    try:
+        check_input_sizes(sets, {i.name: i.dtype for i in spec.inputs})
+    except FreezeError as exc:
+        issues.append(ConfigIssue("inputs", exc.message, exc.hint or LIMIT_HINT, _line_of(data, ("inputs",), lines)))
+    return issues
 
 
 def expand_config_args(paths: list[str]) -> list[str]:

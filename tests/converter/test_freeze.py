@@ -176,7 +176,7 @@ def test_missing_and_unknown_files(tmp_path):
         freeze(txt)
     not_keras = tmp_path / "fake.keras"
     not_keras.write_text("not a zip")
-    with pytest.raises(FreezeError, match="could not load Keras model"):
+    with pytest.raises(FreezeError, match="exists but is not a Keras model file"):
         freeze(not_keras)
 
 
