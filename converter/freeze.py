@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from .control_flow import copy_library, freeze_resource_inputs
 from .errors import FreezeError
 from .structural import CONTROL_ONLY_OPS, PASS_THROUGH_OPS, SOURCE_OPS
 
@@ -35,7 +36,6 @@ _PASSTHROUGH_OPS = PASS_THROUGH_OPS
 #: sink nodes that are never a model output (a .pb without --output)
 _NOT_OUTPUTS = CONTROL_ONLY_OPS | SOURCE_OPS | {"Assert", "SaveV2", "RestoreV2"}
 _CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
-from .control_flow import copy_library, freeze_resource_inputs  # noqa: E402
 #: constants bigger than this live beside the GraphDef (see FrozenGraph.constants)
 EXTERNAL_CONST_BYTES = 4096
 #: protobuf's hard limit on one serialized message (a GraphDef .pb): 2 GiB

@@ -201,10 +201,15 @@ def plan(records: list[dict], kinds: list, params: list) -> list:
     return nodes_of(None)
 
 
-def _make_conditional(name, records, params, boundary: list[int], members: set[int]) -> Conditional:
+def _outside_reads(records, members: set[int]) -> tuple[str, ...]:
+    """The tensors a region's layers read that no layer of the region produces (sorted)."""
     produced = {o["name"] for i in members for o in records[i]["outputs"]}
     reads = {n for i in members for n in _names(records[i]["inputs"])}
-    node = Conditional(name, frozenset(members), tuple(sorted(reads - produced)))
+    return tuple(sorted(reads - produced))
+
+
+def _make_conditional(name, records, params, boundary: list[int], members: set[int]) -> Conditional:
+    node = Conditional(name, frozenset(members), _outside_reads(records, members))
     outputs = []
     for i in boundary:
         rec = records[i]
@@ -243,9 +248,7 @@ def _split_branches(node: Conditional, body: list) -> None:
 
 
 def _make_loop(name, records, params, boundary: list[int], members: set[int]) -> Loop:
-    produced = {o["name"] for i in members for o in records[i]["outputs"]}
-    reads = {n for i in members for n in _names(records[i]["inputs"])}
-    loop = Loop(name, frozenset(members), tuple(sorted(reads - produced)))
+    loop = Loop(name, frozenset(members), _outside_reads(records, members))
     outputs = []
     for i in boundary:
         rec, p = records[i], params[i]
