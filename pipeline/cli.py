@@ -128,6 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
+#: Prefect's run loggers: a stage's own log lines and the engine's state lines.  They reach the dashboard (the
+#: API handler); on the terminal the progress lines and the build table say the same once, so only -v shows them.
+RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+
+
+class TerminalLogFilter(logging.Filter):
+    """What the terminal's log handler shows.
+
+    Without ``-v``, records of Prefect's run loggers are left to the dashboard: a failed stage would
+    otherwise be printed up to four times (our stage line, Prefect's "Task run failed with state" dump,
+    "Finished in state Failed", and the build table).  Always: ``exc_info=True`` logged outside an
+    exception (Prefect does so for a task that returns a Failed state) prints no ``NoneType: None``.
+    """
+
+    def __init__(self, verbose: bool = False):
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        if self.verbose:
+            return True
+        return not any(record.name == n or record.name.startswith(n + ".") for n in RUN_LOGGERS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -139,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         route_native_stderr()
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    handler.addFilter(TerminalLogFilter(verbose=args.verbose))
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -180,7 +207,8 @@ def render_build(console: Console, summary: dict) -> None:
     table.add_column("reason", overflow="fold")
     for s in summary["stages"]:
         style = STATUS_STYLE.get(s["status"], "")
-        table.add_row(s["name"], f"[{style}]{s['status']}[/]", f"{s['seconds']:.3f}", _escape(s["reason"]))
+        seconds = "-" if s["seconds"] is None else f"{s['seconds']:.3f}"
+        table.add_row(s["name"], f"[{style}]{s['status']}[/]", seconds, _escape(s["reason"]))
     console.print(table)
     ver = summary["verification"]
     if ver["outputs"]:
@@ -191,7 +219,12 @@ def render_build(console: Console, summary: dict) -> None:
             vt.add_row(o["name"], _fmt(o["max_abs_err"]), _fmt(o["max_rel_err"]),
                        "[green]yes[/]" if o["passed"] else "[bold red]NO[/]")
         console.print(vt)
-    total = sum(s["seconds"] for s in summary["stages"])
+    if summary.get("settings"):
+        from .stages import settings_line
+
+        console.print(f"[dim]settings: {_escape(settings_line(summary['settings']))}[/]", highlight=False,
+                      soft_wrap=True)
+    total = sum(s["seconds"] or 0.0 for s in summary["stages"])
     if summary["engine"]:
         console.print(f"engine: {summary['engine']['path']} ({summary['engine']['bytes']} bytes, "
                       f"blake3 {summary['engine_digest'][:16]}…); stage time {total:.3f} s")
@@ -221,6 +254,12 @@ def cmd_build(args) -> int:
     names = ", ".join(c.name for c in configs[:4]) + (f", … {len(configs) - 4} more" if len(configs) > 4 else "")
     err.print(f"tf2trt build: {len(configs)} config(s) ({_escape(names)}); store {_escape(str(store))}",
               highlight=False, soft_wrap=True)
+    if artifacts is None and not os.environ.get("TF2TRT_ARTIFACTS"):  # the implicit ./artifacts of the cwd
+        from .store import new_store_warning
+
+        warning = new_store_warning(store, [c.path for c in configs])
+        if warning:
+            err.print(f"[yellow]warning: {_escape(warning)}[/]", highlight=False, soft_wrap=True)
     if not args.full and not args.dask:
         from .fastpath import cached_summaries, record_on_dashboard
 
@@ -233,7 +272,7 @@ def cmd_build(args) -> int:
 
     summaries = []
     with BuildProgress(err) as progress:
-        mode = prepare_prefect(verbose=args.verbose)
+        mode = prepare_prefect(verbose=args.verbose, notify=progress.warn)
         log.info("prefect: %s", mode)
         from . import flows, stages
 
@@ -263,7 +302,8 @@ def _report_builds(out: Console, err: Console, summaries: list[dict], as_json: b
               f"({how})[/]", soft_wrap=True)
     if as_json:
         payload = {"builds": [{"config": s["config"], "stages": s["stages"], "engine": s["engine"],
-                               "verification": s["verification"], "error": s.get("error")} for s in summaries]}
+                               "verification": s["verification"], "settings": s.get("settings"),
+                               "error": s.get("error")} for s in summaries]}
         sys.stdout.write(json.dumps(payload, allow_nan=False, separators=(",", ":")) + "\n")
         sys.stdout.flush()
     if summaries and all(s["ok"] for s in summaries):

@@ -8,8 +8,12 @@ persistence turned off: caching is ours (:mod:`pipeline.stages`), keyed by
 content.  A cached stage finishes in a ``Cached`` state, a failed one in
 ``Failed`` and a stage that did not run in a ``Skipped`` state of type
 CANCELLED — never drawn as a success — so the run graph reads like the CLI
-table; each stage task waits for the one before it, so the graph shows the
-pipeline order.  Each build publishes one markdown artifact, its build
+table.  Each stage task gets the result object the task before it returned
+(:func:`_stage_args`): Prefect links a task's returned object to its run and
+records it as the next task's input, so the run graph draws the stages as a
+chain in pipeline order.  A plain value, unlike a future or ``wait_for``, does
+not turn a failed upstream into NotReady: the stage still runs and reports
+itself skipped.  Each build publishes one markdown artifact, its build
 summary (stages with reasons, verification per output with tolerances and
 what was checked, engine facts), linked to the flow run that made it.
 """
@@ -30,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import opaque, quote
 
 from .backend import load_backend
 from .config import LoadedConfig, load_config
@@ -92,6 +97,27 @@ def _stage_body(stage: str, config_json: dict, artifacts: str | None, upstream: 
     return Completed(message=res.reason, data=data)
 
 
+class _StageStateLogFilter(logging.Filter):
+    """Prefect's task-run log lines, made to match our states (dashboard and terminal alike).
+
+    A stage task that *returns* a Failed state gets an ERROR "Task run failed with state: Failed(…)" with a
+    raw state dump and an empty traceback, before the "Finished in state Failed(…)" line: the stage itself
+    already logged why it failed, so the dump is dropped.  A skipped stage (CANCELLED, did not run) is not an
+    error: its "Finished in state Skipped(…)" is logged at INFO.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg if isinstance(record.msg, str) else ""
+        if msg.startswith("Task run failed with") and not (record.exc_info and record.exc_info[0]):
+            return False
+        if msg.startswith("Finished in state Skipped(") and record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+if not any(isinstance(f, _StageStateLogFilter) for f in logging.getLogger("prefect.task_runs").filters):
+    logging.getLogger("prefect.task_runs").addFilter(_StageStateLogFilter())
+
 _TASK_OPTS: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
 
 
@@ -104,7 +130,8 @@ def make_task(stage: Stage):
     """
     stage_name = stage.name
 
-    def fn(name: str, config_json: dict, artifacts: str | None, upstream: dict):
+    def fn(name: str, config_json: dict, artifacts: str | None, upstream: dict, previous: dict | None = None):
+        # ``previous`` (the last of ``upstream``) is there for the run graph: its edge (see _stage_args)
         return _stage_body(stage_name, config_json, artifacts, upstream)
 
     fn.__name__ = fn.__qualname__ = stage_name
@@ -116,21 +143,49 @@ TASKS = {stage.name: make_task(stage) for stage in PIPELINE}
 
 
 def _result_of(state) -> StageResult:
+    return _result_and_data(state)[0]
+
+
+def _result_and_data(state) -> tuple[StageResult, Any]:
+    """The StageResult of a finished task, and the object the task returned (what Prefect linked to its run)."""
     try:
         data = state.result(raise_on_failure=False)
     except Exception as exc:  # noqa: BLE001
         data = exc
-    return _as_result(data, state.message or state.name)
+    return _as_result(data, state.message or state.name), data
 
 
-def _future_result(fut) -> StageResult:
-    """The StageResult of a finished future (from the engine's in-memory final state)."""
+def _future_result(fut) -> tuple[StageResult, Any]:
+    """The StageResult of a finished future (from the engine's in-memory final state), and the returned object."""
     fut.wait()
     try:
         data = fut.result(raise_on_failure=False)
     except Exception as exc:  # noqa: BLE001
         data = exc
-    return _as_result(data, None)
+    return _as_result(data, None), data
+
+
+def _returned(stage: str, res: StageResult, data) -> dict:
+    """What the next stage gets of this one: the very dict the task returned (Prefect knows which task run it
+    came from, by identity), or — for a task that crashed without one — the result as a fresh dict."""
+    if isinstance(data, dict) and data.get("status") == res.status and data.get("name") == stage:
+        return data
+    return dict(res.to_dict(), name=stage)
+
+
+def _stage_args(cj: dict, returned: dict[str, dict]) -> tuple[Any, Any, Any]:
+    """``(config_json, upstream, previous)`` parameters of the next stage task.
+
+    Prefect finds a task's inputs by visiting its parameters and looking each object up *by id* among the
+    objects earlier tasks returned (and their first-level parts, dict keys included: shared strings such as
+    ``"status"``), so plain parameters would draw spurious edges.  ``config_json`` and ``upstream`` are
+    therefore quoted (passed as they are, never visited), and ``previous`` is the dict the stage before
+    returned, ``opaque`` (looked up itself, its contents not visited): exactly one edge, from the stage
+    before.  Plain values, not futures or states: a failed upstream does not make Prefect refuse to run the
+    task (NotReady); the stage runs and reports itself skipped.
+    """
+    prev = opaque(returned[next(reversed(returned))]) if returned else None
+    return quote(cj), quote(dict(returned)), prev
 
 
 def _as_result(data, message) -> StageResult:
@@ -193,7 +248,8 @@ def build_summary_markdown(summary: dict, report: dict, settings: dict) -> str:
     lines += ["", "## Stages", "", "| stage | status | seconds | reason |", "| --- | --- | ---: | --- |"]
     for s in summary["stages"]:
         reason = str(s["reason"]).replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {s['name']} | {_STATUS_MARK.get(s['status'], s['status'])} | {s['seconds']:.3f} | {reason} |")
+        secs = "-" if s["seconds"] is None else f"{s['seconds']:.3f}"
+        lines.append(f"| {s['name']} | {_STATUS_MARK.get(s['status'], s['status'])} | {secs} | {reason} |")
     ver = summary["verification"]
     lines += ["", "## Verification", ""]
     if not ver["outputs"]:
@@ -223,11 +279,20 @@ def build_summary_markdown(summary: dict, report: dict, settings: dict) -> str:
               f"| bytes | {f['bytes'] if f['bytes'] is not None else '-'} |",
               f"| digest | `{f['digest'] or '-'}` |",
               f"| layers | {f['layers'] if f['layers'] is not None else '-'} |",
-              f"| precision | {f.get('precision') or 'fp32 (TensorRT builder default)'} |",
-              f"| shapes | {f.get('profiles') or 'static (the config’s input shapes)'} |",
+              f"| precision | {(summary.get('settings') or {}).get('precision') or 'fp32'} (the converter builds fp32 "
+              f"networks) |",
+              f"| settings | {_settings(summary)} |",
               f"| TensorRT | {f['tensorrt_flavor']} {f['tensorrt']} |",
               f"| target | {f['target']} |"]
     return "\n".join(lines) + "\n"
+
+
+def _settings(summary: dict) -> str:
+    if not summary.get("settings"):
+        return "-"
+    from .stages import settings_line
+
+    return settings_line(summary["settings"]).replace("|", "\\|")
 
 
 def _num(x) -> str:
@@ -259,15 +324,17 @@ def build(config: str | dict, artifacts: str | None = None, publish: bool = True
     cfg = _load(config)
     cj = cfg.to_json()
     results: dict[str, StageResult] = {}
+    returned: dict[str, dict] = {}
     remote = os.environ.get("TF2TRT_OPTIMIZE_DEPLOYMENT")
     for stage in STAGES:
-        upstream = {k: v.to_dict() for k, v in results.items()}
         if stage == "optimize" and remote and all(r.ok for r in results.values()):
-            _optimize_remotely(remote, cj, artifacts, upstream, logger)
-        state = TASKS[stage](cfg.name, cj, artifacts, upstream, return_state=True)
-        res = _result_of(state)
+            _optimize_remotely(remote, cj, artifacts, {k: v.to_dict() for k, v in results.items()}, logger)
+        config_json, upstream, previous = _stage_args(cj, returned)
+        state = TASKS[stage](cfg.name, config_json, artifacts, upstream, previous, return_state=True)
+        res, data = _result_and_data(state)
         res.name = stage
         results[stage] = res
+        returned[stage] = _returned(stage, res, data)
     ctx = StageContext(cfg, get_store(artifacts), get_backend(), logger)
     summary = _finish(ctx, results, publish)
     logger.info("%s: %s", cfg.name, "OK" if summary["ok"] else "FAILED")
@@ -333,9 +400,9 @@ def deploy_optimize_only(pool: str, name: str = "gpu") -> str:
     return f"optimize_only/{name}"
 
 
-def _submit(stage: str, cfg: LoadedConfig, artifacts, results: dict[str, StageResult]):
-    upstream = {k: v.to_dict() for k, v in results.items()}
-    return TASKS[stage].submit(cfg.name, cfg.to_json(), artifacts, upstream)
+def _submit(stage: str, cfg: LoadedConfig, artifacts, returned: dict[str, dict]):
+    config_json, upstream, previous = _stage_args(cfg.to_json(), returned)
+    return TASKS[stage].submit(cfg.name, config_json, artifacts, upstream, previous)
 
 
 def _build_all_run_name() -> str:
@@ -362,18 +429,20 @@ def build_all(configs: list[str | dict], artifacts: str | None = None, publish: 
     logger = get_run_logger()
     loaded = [_load(c) for c in configs]
     results: list[dict[str, StageResult]] = [{} for _ in loaded]
+    returned: list[dict[str, dict]] = [{} for _ in loaded]
     pending: dict[Any, tuple[int, str]] = {}
     for i, cfg in enumerate(loaded):
-        pending[_submit("freeze", cfg, artifacts, results[i])] = (i, "freeze")
+        pending[_submit("freeze", cfg, artifacts, returned[i])] = (i, "freeze")
     while pending:
         fut = next(iter(as_completed(list(pending))))
         i, stage = pending.pop(fut)
-        res = _future_result(fut)
+        res, data = _future_result(fut)
         res.name = stage
         results[i][stage] = res
+        returned[i][stage] = _returned(stage, res, data)
         nxt = STAGES.index(stage) + 1
         if nxt < len(STAGES):
-            pending[_submit(STAGES[nxt], loaded[i], artifacts, results[i])] = (i, STAGES[nxt])
+            pending[_submit(STAGES[nxt], loaded[i], artifacts, returned[i])] = (i, STAGES[nxt])
     summaries = []
     for cfg, res in zip(loaded, results):
         ctx = StageContext(cfg, get_store(artifacts), get_backend(), logger)

@@ -88,6 +88,15 @@ class BuildProgress:
             except (AttributeError, OSError):
                 pass
 
+    def warn(self, text: str) -> None:
+        """A line the user must not miss (e.g. the run goes to a fallback database): yellow on a terminal."""
+        if self.live:
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]{escape(text)}[/]", highlight=False, soft_wrap=True)
+        else:
+            self.say(text)
+
     # ---------------------------------------------------------------- hook
     def __call__(self, event: str, config: str, stage: str, info: str = "") -> None:
         key = (config, stage)

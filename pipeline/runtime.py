@@ -7,8 +7,12 @@ Order of preference for ``build``:
    (recorded in ``$TF2TRT_STATE_DIR/server.json``) when it answers.
 3. Prefect's ephemeral mode.  Only one process at a time may own the default
    SQLite database (several processes on one ephemeral database report
-   "database is locked"); we take a ``flock`` on it, and a concurrent build
-   works on a private copy of it instead.
+   "database is locked"); we take a ``flock`` on it.  A concurrent build waits
+   for it (``$TF2TRT_PREFECT_DB_WAIT`` seconds, default 20: long enough for the
+   dashboard replay of a cached build), then records its run in a named,
+   per-user fallback database (``$TF2TRT_STATE_DIR/prefect-fallback-N.db``,
+   kept, never a temporary copy) and says so on one line that names it and
+   how to view it.
 
 Everything here must run *before* ``import prefect``: Prefect reads its
 settings from the environment once, at import.
@@ -32,7 +36,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -95,33 +98,62 @@ def _default_db_path() -> Path | None:
     return home / "prefect.db"
 
 
-def _private_copy(primary: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f"tf2trt-prefect-{os.getpid()}-", suffix=".db")
-    os.close(fd)
-    dest = Path(name)
-    if primary.exists():
-        # The backup API copies a consistent snapshot even while another server writes.
-        src = sqlite3.connect(f"file:{primary}?mode=ro", uri=True, timeout=30)
-        dst = sqlite3.connect(dest)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
-    else:
-        dest.unlink()
-
-    def cleanup():
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(str(dest) + suffix)
-
-    atexit.register(cleanup)
-    return dest
+#: seconds a build waits for another tf2trt process to release the default Prefect database
+DB_WAIT_ENV = "TF2TRT_PREFECT_DB_WAIT"
+DEFAULT_DB_WAIT = 20.0
+#: fallback databases tried in turn (each has its own lock): as many concurrent builds as this find one
+FALLBACK_SLOTS = 8
 
 
-def prepare_prefect(verbose: bool = False, early_start: bool = True) -> str:
-    """Point Prefect at a server or a database this process may use.  Returns the mode."""
+def _db_wait() -> float:
+    try:
+        return max(0.0, float(os.environ.get(DB_WAIT_ENV, DEFAULT_DB_WAIT)))
+    except ValueError:
+        return DEFAULT_DB_WAIT
+
+
+def _db_lock(db: Path) -> FileLock:
+    return FileLock(db.with_name(db.name + ".tf2trt.lock"))
+
+
+def fallback_databases() -> list[Path]:
+    """The named per-user databases a build records in while the default one is busy."""
+    return [state_dir() / f"prefect-fallback-{n}.db" for n in range(1, FALLBACK_SLOTS + 1)]
+
+
+def _wait_for(lock: FileLock, seconds: float, on_wait=None) -> bool:
+    """Take ``lock``, polling for at most ``seconds``; ``on_wait(holder)`` is told once that we wait."""
+    if lock.try_acquire():
+        return True
+    if seconds <= 0:
+        return False
+    if on_wait is not None:
+        on_wait(lock.describe_holder())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if lock.try_acquire():
+            return True
+    return False
+
+
+def view_command(db: Path) -> str:
+    """How to open a fallback database's runs in the UI."""
+    return f"PREFECT_SERVER_DATABASE_CONNECTION_URL=sqlite+aiosqlite:///{db} tf2trt dashboard --port 4201"
+
+
+def prepare_prefect(verbose: bool = False, early_start: bool = True, notify=None) -> str:
+    """Point Prefect at a server or a database this process may use.  Returns the mode.
+
+    ``notify(text)`` gets what the user must know (the wait for the database, a fallback database);
+    without it those lines are logged at WARNING.
+    """
+    def say(text: str) -> None:
+        if notify is not None:
+            notify(text)
+        else:
+            log.warning("%s", text)
+
     quiet_defaults(verbose)
     if os.environ.get("PREFECT_API_URL"):
         return "server:" + os.environ["PREFECT_API_URL"]
@@ -133,18 +165,33 @@ def prepare_prefect(verbose: bool = False, early_start: bool = True) -> str:
     if primary is None:
         mode = "ephemeral:configured-database"
     else:
-        lock = FileLock(primary.with_name(primary.name + ".tf2trt.lock"))
-        if lock.try_acquire():
+        wait = _db_wait()
+        lock = _db_lock(primary)
+        if _wait_for(lock, wait, lambda who: say(f"the Prefect database {primary} is in use by {who}; "
+                                                  f"waiting up to {wait:g} s for it")):
             _held.append(lock)  # held until this process exits; the kernel drops it if we die
             mode = f"ephemeral:{primary}"
         else:
-            private = _private_copy(primary)
-            os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{private}"
-            log.info("another process owns %s; using a private copy %s", primary, private)
-            mode = f"ephemeral:{private} (private copy)"
+            fallback = next((db for db in fallback_databases() if _take(_db_lock(db))), None)
+            if fallback is None:
+                raise RuntimeError(f"the Prefect database {primary} and all {FALLBACK_SLOTS} fallback databases in "
+                                   f"{state_dir()} are in use by other tf2trt builds; run `tf2trt dashboard` so "
+                                   f"that concurrent builds share one server, or set PREFECT_API_URL")
+            os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{fallback}"
+            say(f"the Prefect database {primary} is still in use by {lock.describe_holder()}; this run is "
+                f"recorded in {fallback} instead (it will not appear on the default dashboard; to see it: "
+                f"{view_command(fallback)}; keep `tf2trt dashboard` running to record concurrent builds in one place)")
+            mode = f"ephemeral:{fallback} (fallback database)"
     if early_start:
         _start_ephemeral()
     return mode
+
+
+def _take(lock: FileLock) -> bool:
+    if lock.try_acquire():
+        _held.append(lock)
+        return True
+    return False
 
 
 _ephemeral: list["ServerProcess"] = []

@@ -156,6 +156,41 @@ def default_root() -> Path:
     return Path(os.environ.get(ENV_ARTIFACTS) or "artifacts")
 
 
+#: what marks a project's top directory (the repository of the configs)
+PROJECT_MARKERS = (".git", "pyproject.toml")
+
+
+def project_root(directory: Path) -> Path:
+    """The nearest ancestor of ``directory`` (itself included) holding ``.git`` or ``pyproject.toml``;
+    ``directory`` itself when there is none."""
+    directory = Path(directory).resolve()
+    for d in (directory, *directory.parents):
+        if any((d / m).exists() for m in PROJECT_MARKERS):
+            return d
+    return directory
+
+
+def new_store_warning(root: Path, config_paths: list[Path]) -> str | None:
+    """A warning when ``root`` does not exist yet and lies outside the project of every config, else None.
+
+    The default store is ``./artifacts`` of the *current directory*: run from elsewhere, a build would
+    silently start an empty store and rebuild everything.  The warning says so, and names the project's
+    own store when it has one.
+    """
+    root = Path(root).resolve()
+    if root.exists() or not config_paths:
+        return None
+    projects = list(dict.fromkeys(project_root(Path(p).resolve().parent) for p in config_paths))
+    if any(root.is_relative_to(p) for p in projects):
+        return None
+    text = (f"creating a new, empty artifact store {root} outside the project {projects[0]}: nothing built "
+            f"before is reused there (every stage runs)")
+    existing = next((p / "artifacts" for p in projects if (p / "artifacts" / "blobs").is_dir()), None)
+    if existing is not None:
+        return text + f"; to reuse the project's store, run from {existing.parent} or pass --artifacts {existing}"
+    return text + f"; pass --artifacts DIR or set ${ENV_ARTIFACTS} to choose where the store lives"
+
+
 _fsync_dir = fsync_dir
 
 

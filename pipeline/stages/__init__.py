@@ -57,7 +57,7 @@ order), :mod:`.runner` (:func:`run_stage`: lookup, lock, execute, record),
 from __future__ import annotations
 
 from .base import STATUSES, Stage, StageContext, StageFailed, StageIO, StageResult, code_list, config_id, output_digest
-from .build import build_ok, engine_facts, place_engine, run_build, summarize
+from .build import build_ok, effective_settings, engine_facts, place_engine, run_build, settings_line, summarize
 from .catalog import OUTPUT_ROLE, PIPELINE, STAGES, components, get_stage
 from .freeze import example_spec, model_identity
 from .runner import PROGRESS_HOOKS, lookup, miss_reason, record, run_stage
@@ -65,7 +65,8 @@ from .verify import VerificationFailed
 
 __all__ = [
     "OUTPUT_ROLE", "PIPELINE", "PROGRESS_HOOKS", "STAGES", "STATUSES", "Stage", "StageContext", "StageFailed",
-    "StageIO", "StageResult", "VerificationFailed", "build_ok", "code_list", "components", "config_id", "engine_facts",
+    "StageIO", "StageResult", "VerificationFailed", "build_ok", "code_list", "components", "config_id",
+    "effective_settings", "engine_facts", "settings_line",
     "example_spec", "get_stage", "lookup", "miss_reason", "model_identity", "output_digest", "place_engine",
     "record", "run_build", "run_stage", "summarize",
 ]

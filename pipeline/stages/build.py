@@ -240,16 +240,82 @@ def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict |
         "name": ctx.config.name,
         "ok": build_ok(results) and engine is not None,
         "exit_code": exit_code(results, engine, error),
-        "stages": [{"name": r.name, "status": r.status, "seconds": round(r.seconds, 4), "reason": r.reason}
+        # a stage that did not run has no time (null), not 0.0
+        "stages": [{"name": r.name, "status": r.status,
+                    "seconds": None if r.status == "skipped" else round(r.seconds, 4), "reason": r.reason}
                    for r in (results[s] for s in STAGES if s in results)],
         "engine": ({"path": engine["path"], "bytes": engine["bytes"]} if engine else None),
         "engine_digest": engine["digest"] if engine else None,
         "verification": verification,
         "facts": engine_facts(ctx, results, engine),
+        "settings": effective_settings(ctx, results),
     }
     if error is not None:
         summary["error"] = _error_text(error)
     return summary
+
+
+#: what the engine computes in: the converter builds fp32 networks and the config has no precision setting
+PRECISION = "fp32"
+
+
+def effective_settings(ctx: StageContext, results: dict[str, StageResult]) -> dict:
+    """The settings the build used, defaults filled in: what ``tf2trt build`` echoes per config.
+
+    ``inputs`` are the frozen graph's (every input of the model, with the shape it was frozen with) when
+    freeze succeeded, each marked ``"from": "config"`` or ``"model"`` (not in the config: the model's own
+    shape, an unknown batch dimension set to 1); before a successful freeze, the config's.  ``profiles`` are
+    the optimization profiles (null: static shapes); ``builder`` and ``verification`` the config's sections
+    with their defaults (workspace null: TensorRT's default).
+    """
+    spec = ctx.config.spec
+    given = {i.name: i for i in spec.inputs}
+    freeze = results.get("freeze")
+    frozen = (freeze.meta.get("inputs") if freeze is not None and freeze.ok else None) or []
+    if frozen:
+        inputs = [{"name": i.get("name"), "shape": i.get("shape"), "dtype": i.get("dtype"),
+                   "from": "config" if i.get("name") in given else "model"} for i in frozen]
+    else:
+        inputs = [{"name": i.name, "shape": i.shape, "dtype": i.dtype, "from": "config"} for i in spec.inputs]
+    profiles = freeze.meta.get("profiles") if freeze is not None and freeze.ok else None
+    ranged = {i.name: i.profiles for i in spec.inputs if i.profiles}
+    if profiles is None and ranged:
+        # as the backend forms them: the k-th range of every input is profile k (a shorter list keeps its last)
+        count = max(len(rs) for rs in ranged.values())
+        profiles = [{name: rs[min(k, len(rs) - 1)].model_dump(mode="json") for name, rs in ranged.items()}
+                    for k in range(count)]
+    builder = spec.builder.model_dump(mode="json")
+    ver = spec.verification
+    return {"inputs": inputs, "profiles": profiles or None, "precision": PRECISION,
+            "builder": {k: builder.get(k) for k in ("workspace", "opt_level", "targets", "timing_cache")},
+            "verification": {"enabled": ver.enabled, "rtol": ver.rtol, "atol": ver.atol, "samples": ver.samples,
+                             "seed": ver.seed}}
+
+
+def settings_line(settings: dict) -> str:
+    """One short line of :func:`effective_settings`: inputs, profiles, precision, builder, verification."""
+    def dims(shape) -> str:
+        return "x".join("?" if d is None or (isinstance(d, int) and d < 0) else str(d) for d in shape or []) or "scalar"
+
+    ins = ", ".join(f"{i['name']} {dims(i['shape'])} {i['dtype']}" + (" (model default)" if i["from"] == "model" else "")
+                    for i in settings["inputs"])
+    profiles = settings.get("profiles")
+    shapes = f"{len(profiles)} optimization profile(s)" if profiles else "static shapes"
+    b = settings["builder"]
+    ws = "TensorRT default" if b.get("workspace") is None else _size(b["workspace"])
+    v = settings["verification"]
+    verify = (f"verify rtol {v['rtol']:g} atol {v['atol']:g}, {v['samples']} sample(s)" if v["enabled"]
+              else "verification off")
+    return (f"inputs {ins}; {shapes}; precision {settings['precision']}; workspace {ws}; "
+            f"opt_level {b.get('opt_level')}; targets {','.join(b['targets']) if b.get('targets') else 'default'}; "
+            f"{verify}")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
 
 
 def engine_facts(ctx: StageContext, results: dict[str, StageResult], engine: dict | None) -> dict:

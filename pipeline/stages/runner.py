@@ -210,7 +210,8 @@ def record(ctx: StageContext, res: StageResult, comps: dict | None) -> None:
         rec.setdefault("stages", {})
         rec["config"] = str(ctx.config.path)
         rec["name"] = ctx.config.name
-        entry = {"status": res.status, "seconds": round(res.seconds, 4), "reason": res.reason,
+        entry = {"status": res.status, "seconds": None if res.status == "skipped" else round(res.seconds, 4),
+                 "reason": res.reason,
                  "when": now_iso(), "key": res.key if res.ok else None,
                  "outputs": {k: v.get("digest") for k, v in res.outputs.items()}}
         if comps is not None:

@@ -145,3 +145,66 @@ def test_help_lists_subcommands():
     for cmd in ("build", "status", "serve", "dashboard", "gc"):
         assert cmd in res.stdout
     assert "convert" in res.stdout
+
+
+def test_a_failed_stage_is_one_message_with_settings_nulls_and_a_store_warning(tmp_path):
+    """A bad model prints its message once (no Prefect state dump, no ``NoneType: None``) and exits 2; skipped
+    stages have null seconds; the effective settings are echoed and in the JSON; a build run from outside the
+    project, on the implicit ./artifacts, warns before it creates that new store."""
+    from conftest import ConfigFactory
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    cfg = ConfigFactory(proj / "configs").write(name="bad", model_bytes=b"BROKEN")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = subprocess_env(COLUMNS="400")
+    env.pop("TF2TRT_ARTIFACTS", None)
+    res = run_cli(["build", str(cfg), "--json"], env=env, cwd=elsewhere)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("cannot freeze a broken model") == 1, res.stderr  # the table's reason, nothing else
+    for noise in ("NoneType: None", "Task run failed with", "Finished in state", "Failed(", "type=FAILED"):
+        assert noise not in res.stderr, (noise, res.stderr)
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("tf2trt build: 1 config(s) (bad); store ")
+    warning = f"warning: creating a new, empty artifact store {elsewhere / 'artifacts'} outside the project {proj}"
+    assert lines[1].startswith(warning), lines[:3]
+    assert "settings: inputs x 1x8 float32; static shapes; precision fp32; workspace 1 MiB; opt_level 3; " \
+           "targets default; verify rtol 0.001 atol 1e-05, 1 sample(s)" in res.stderr
+    (b,) = _json_last_line(res.stdout)["builds"]
+    assert [(s["status"], s["seconds"]) for s in b["stages"][1:]] == [("skipped", None)] * 4
+    assert isinstance(b["stages"][0]["seconds"], float)
+    assert b["settings"]["inputs"] == [{"name": "x", "shape": [1, 8], "dtype": "float32", "from": "config"}]
+    assert b["settings"]["precision"] == "fp32" and b["settings"]["profiles"] is None
+    assert b["settings"]["builder"] == {"workspace": 1 << 20, "opt_level": 3, "targets": None, "timing_cache": True}
+    status = run_cli(["status", str(cfg), "--json"], env=env, cwd=elsewhere)
+    (row,) = json.loads(status.stdout)["configs"]
+    assert [s["seconds"] for s in row["stages"][1:]] == [None] * 4  # the store's record agrees
+    again = run_cli(["build", str(cfg)], env=env, cwd=elsewhere)
+    assert again.returncode == 2 and "warning: creating" not in again.stderr  # the store exists now
+
+
+def test_a_build_while_another_process_owns_the_database_says_where_it_is_recorded(configs, artifacts, tmp_path):
+    import sqlite3
+
+    home, state = tmp_path / "prefect-home", tmp_path / "state"
+    home.mkdir()
+    env = subprocess_env(PREFECT_HOME=home, TF2TRT_STATE_DIR=state, TF2TRT_PREFECT_DB_WAIT="0.5", COLUMNS="400")
+    hold = ("import sys, time; sys.path.insert(0, %r); from pipeline import runtime; "
+            "print(runtime.prepare_prefect(early_start=False), flush=True); time.sleep(120)") % str(REPO)
+    holder = subprocess.Popen([sys.executable, "-c", hold], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == f"ephemeral:{home / 'prefect.db'}"
+        res = run_cli(["build", str(configs.write(name="busy")), "--artifacts", str(artifacts)], env=env)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.returncode == 0, res.stderr
+    fallback = state / "prefect-fallback-1.db"
+    said = [line for line in res.stderr.splitlines() if "is still in use by" in line]
+    assert len(said) == 1 and str(home / "prefect.db") in said[0] and f"recorded in {fallback} instead" in said[0]
+    assert f"PREFECT_SERVER_DATABASE_CONNECTION_URL=sqlite+aiosqlite:///{fallback}" in said[0]
+    # the run is really there, in a database that outlives the build
+    names = [r[0] for r in sqlite3.connect(fallback).execute("SELECT name FROM flow_run")]
+    assert "build-busy" in names

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from converter.units import parse_size
@@ -54,3 +56,43 @@ def test_help_is_plain_text_with_defaults_and_exit_codes(argv, capsys):
     assert "``" not in out and "\x1b" not in out
     if "convert" in argv:
         assert "(default: 3)" in out and "(default: 0.0001)" in out and "(default: None)" not in out
+
+
+def _record(name: str, msg: str, level=logging.ERROR, exc_info=None) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, msg, None, exc_info)
+
+
+def test_the_terminal_leaves_run_logs_to_the_dashboard_unless_verbose():
+    from pipeline.cli import TerminalLogFilter
+
+    quiet, verbose = TerminalLogFilter(False), TerminalLogFilter(True)
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        assert not quiet.filter(_record(name, "freeze: unknown input name(s)"))
+        assert verbose.filter(_record(name, "freeze: unknown input name(s)"))
+    assert quiet.filter(_record("prefect.client", "cannot reach the API"))  # not a run log: shown
+    assert quiet.filter(_record("pipeline", "a warning of ours"))
+    rec = _record("prefect.task_runs", "Finished in state Failed", exc_info=(None, None, None))
+    assert verbose.filter(rec) and rec.exc_info is None
+    assert "NoneType" not in logging.Formatter().format(rec)
+
+
+def test_prefect_state_lines_match_our_states():
+    """The raw "Task run failed with state" dump is dropped (the stage said why); a skip is not an ERROR."""
+    from pipeline.flows import _StageStateLogFilter
+
+    f = _StageStateLogFilter()
+    assert not f.filter(_record("prefect.task_runs", "Task run failed with state: Failed(message='x')",
+                                exc_info=(None, None, None)))
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        crashed = _record("prefect.task_runs", "Task run failed with exception: ValueError('boom')",
+                          exc_info=sys.exc_info())
+    assert f.filter(crashed) and crashed.levelno == logging.ERROR  # a real crash keeps its traceback
+    skipped = _record("prefect.task_runs", "Finished in state Skipped('skipped: freeze failed', type=CANCELLED)")
+    assert f.filter(skipped) and skipped.levelno == logging.INFO and skipped.levelname == "INFO"
+    failed = _record("prefect.task_runs", "Finished in state Failed('freeze: bad')")
+    assert f.filter(failed) and failed.levelno == logging.ERROR
+    assert any(isinstance(x, _StageStateLogFilter) for x in logging.getLogger("prefect.task_runs").filters)

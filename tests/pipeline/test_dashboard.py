@@ -1,6 +1,7 @@
 """The dashboard, for real: a Prefect server, real-converter builds against it, headless Chromium.
 
-Opens the flow run page, checks the five stages and the build-summary artifact
+Opens the flow run page, checks the five stages (chained in pipeline order in the
+run graph: each task's input is the stage before) and the build-summary artifact
 are shown (screenshots copied to docs/dashboard.png and docs/dashboard-summary.png),
 then a failed build, whose stages that did not run must not be drawn as successes
 (docs/dashboard-failed.png).
@@ -60,6 +61,17 @@ def tiny_config(tmp_path, name="tiny", model_bytes: bytes | None = None):
     return cfg
 
 
+def _assert_chain(api_url: str, flow_run_id: str) -> list[dict]:
+    """The run graph's edges: each stage's task run has the stage before it as its one input (pipeline order)."""
+    tasks = {t["name"].split("-")[0]: t for t in _post(api_url + "/task_runs/filter",
+                                                        {"flow_runs": {"id": {"any_": [flow_run_id]}}})}
+    assert not any(tasks["freeze"]["task_inputs"].values()), tasks["freeze"]["task_inputs"]
+    for before, stage in zip(STAGES, STAGES[1:]):
+        ids = [i["id"] for ins in tasks[stage]["task_inputs"].values() for i in ins]
+        assert ids == [tasks[before]["id"]], (stage, tasks[stage]["task_inputs"])
+    return list(tasks.values())
+
+
 def _post(url, body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -86,6 +98,7 @@ def test_dashboard_shows_stages_and_verification(tmp_path):
         assert build["verification"]["passed"] is True
         runs = _post(server.api_url + "/flow_runs/filter", {})
         (run,) = [r for r in runs if r["name"] == "build-tiny"]
+        _assert_chain(server.api_url, run["id"])
         shot = tmp_path / "dashboard" / "dashboard.png"
         with Browser(chromium) as browser:
             browser.goto(f"{server.url}/runs/flow-run/{run['id']}")
@@ -109,8 +122,7 @@ def test_dashboard_shows_stages_and_verification(tmp_path):
             assert res.returncode == 2, res.stderr[-5000:]  # a damaged model file: bad input
             runs = _post(server.api_url + "/flow_runs/filter", {})
             (failed,) = [r for r in runs if r["name"] == "build-broken"]
-            tasks = _post(server.api_url + "/task_runs/filter",
-                          {"flow_runs": {"id": {"any_": [failed["id"]]}}})
+            tasks = _assert_chain(server.api_url, failed["id"])  # edges even after a failed stage
             states = {t["name"].split("-")[0]: t["state"] for t in tasks}
             assert states["freeze"]["type"] == "FAILED"
             for stage in STAGES[1:]:  # grey "Skipped" (CANCELLED), never a green COMPLETED

@@ -86,6 +86,40 @@ def test_build_flow_runs_five_named_tasks_and_publishes_artifacts(prefect_api, u
         assert not _artifacts(f"tf2trt-flowcfg-{old}")
 
 
+def _assert_chain(runs: dict) -> None:
+    """Each stage's task run has the stage before it (and only that one) as its input: the run graph's edges."""
+    def inputs(stage):
+        return [getattr(i, "id", None) for ins in runs[stage].task_inputs.values() for i in ins]
+
+    assert inputs("freeze") == [], runs["freeze"].task_inputs
+    for before, stage in zip(STAGES, STAGES[1:]):
+        assert inputs(stage) == [runs[before].id], (stage, runs[stage].task_inputs)
+        assert runs[stage].task_inputs["previous"][0].id == runs[before].id
+
+
+def test_the_run_graph_chains_the_stages_in_pipeline_order(prefect_api, use_fake, configs, artifacts):
+    from pipeline import flows
+
+    state = flows.build(str(configs.write(name="chain")), str(artifacts), return_state=True)
+    assert state.result()["ok"]
+    _assert_chain({r.name.split("-")[0]: r for r in _settled_task_runs(state.state_details.flow_run_id, len(STAGES))})
+    # a failed stage keeps its edge, and the stages after it still run (Skipped, not Prefect's NotReady)
+    bad = configs.write(name="chainbad", model="b.keras", model_bytes=b"BROKEN")
+    state = flows.build(str(bad), str(artifacts), return_state=True)
+    runs = {r.name.split("-")[0]: r for r in _settled_task_runs(state.state_details.flow_run_id, len(STAGES))}
+    _assert_chain(runs)
+    assert runs["freeze"].state.is_failed()
+    assert [runs[s].state.name for s in STAGES[1:]] == ["Skipped"] * 4
+    # several configs on a thread pool: one chain per config
+    paths = [str(configs.write(name=f"fan{i}", model=f"f{i}.keras", model_bytes=f"fan {i}".encode()))
+             for i in range(2)]
+    state = flows.build_all(paths, str(artifacts), return_state=True)
+    assert all(s["ok"] for s in state.result())
+    runs = _settled_task_runs(state.state_details.flow_run_id, 2 * len(STAGES))
+    for i in range(2):
+        _assert_chain({r.name.split("-")[0]: r for r in runs if r.name.endswith(f"-fan{i}")})
+
+
 def test_a_failed_stage_is_a_failed_task(prefect_api, use_fake, configs, artifacts):
     from pipeline import flows
 

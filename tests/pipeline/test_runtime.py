@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 
@@ -10,38 +9,77 @@ from conftest import REPO
 from pipeline import runtime
 
 HOLD = ("import sys, time; sys.path.insert(0, %r); from pipeline import runtime; "
-        "print(runtime.prepare_prefect(early_start=False), flush=True); time.sleep(60)")
+        "print(runtime.prepare_prefect(early_start=False), flush=True); time.sleep(%r)")
 
 
-def test_a_second_process_works_on_a_private_copy_of_the_database(tmp_path, monkeypatch):
+def _isolated(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
-    db = sqlite3.connect(home / "prefect.db")
-    db.execute("CREATE TABLE flow_run (id TEXT)")
-    db.execute("INSERT INTO flow_run VALUES ('earlier run')")
-    db.commit()
-    db.close()
     for var in ("PREFECT_API_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(home))
     monkeypatch.setenv("TF2TRT_STATE_DIR", str(tmp_path / "state"))
-    holder = subprocess.Popen([sys.executable, "-c", HOLD % (str(REPO),)], stdout=subprocess.PIPE, text=True)
+    return home
+
+
+def _holder(seconds: float):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD % (str(REPO), seconds)], stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def _release_held():
+    while runtime._held:
+        runtime._held.pop().release()
+
+
+def test_a_busy_database_falls_back_to_a_named_per_user_database_and_says_so(tmp_path, monkeypatch):
+    home = _isolated(tmp_path, monkeypatch)
+    monkeypatch.setenv(runtime.DB_WAIT_ENV, "0.5")
+    holder, first = _holder(60)
+    told: list[str] = []
     try:
-        first = holder.stdout.readline().strip()
         assert first == f"ephemeral:{home / 'prefect.db'}"  # the first process owns the database
-        monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", "")  # restored after the test
+        # setenv first, so that monkeypatch restores the variable prepare_prefect sets
+        monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", "")
         monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL")
-        mode = runtime.prepare_prefect(early_start=False)
-        assert mode.endswith("(private copy)")
-        url = runtime.os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
-        private = url.split("sqlite+aiosqlite:///", 1)[1]
-        assert private != str(home / "prefect.db")
-        rows = sqlite3.connect(private).execute("SELECT id FROM flow_run").fetchall()
-        assert rows == [("earlier run",)]  # a consistent copy (SQLite backup API)
+        mode = runtime.prepare_prefect(early_start=False, notify=told.append)
+        fallback = tmp_path / "state" / "prefect-fallback-1.db"
+        assert mode == f"ephemeral:{fallback} (fallback database)"
+        assert runtime.os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] == f"sqlite+aiosqlite:///{fallback}"
+        # one line for the wait, one naming both databases, who holds the default one, and how to see the run
+        assert len(told) == 2 and "waiting up to 0.5 s" in told[0]
+        assert str(home / "prefect.db") in told[1] and str(fallback) in told[1]
+        assert f"pid {holder.pid}" in told[1].lower() or str(holder.pid) in told[1]
+        assert runtime.view_command(fallback) in told[1]
+        # a second concurrent build takes the next fallback (the first one is locked by this process)
+        code = ("import sys; sys.path.insert(0, %r); from pipeline import runtime; "
+                "print(runtime.prepare_prefect(early_start=False))") % str(REPO)
+        env = {**runtime.os.environ, runtime.DB_WAIT_ENV: "0"}
+        env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert res.stdout.strip() == f"ephemeral:{fallback.with_name('prefect-fallback-2.db')} (fallback database)"
+        assert "recorded in" in res.stderr  # said even without a notify callback (a WARNING log line)
     finally:
         holder.kill()
         holder.wait()
-        monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
+        _release_held()
+
+
+def test_a_build_waits_for_the_database_when_it_is_released_in_time(tmp_path, monkeypatch):
+    home = _isolated(tmp_path, monkeypatch)
+    monkeypatch.setenv(runtime.DB_WAIT_ENV, "60")
+    holder, first = _holder(1.0)
+    told: list[str] = []
+    try:
+        assert first == f"ephemeral:{home / 'prefect.db'}"
+        mode = runtime.prepare_prefect(early_start=False, notify=told.append)
+        assert mode == f"ephemeral:{home / 'prefect.db'}"  # the run goes where the dashboard looks
+        assert len(told) == 1 and "waiting up to 60 s" in told[0] and str(home / "prefect.db") in told[0]
+        assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in runtime.os.environ
+    finally:
+        holder.kill()
+        holder.wait()
+        _release_held()
 
 
 def test_prefect_api_url_wins(monkeypatch):

@@ -138,3 +138,57 @@ def test_temp_files_of_dead_writers_are_swept(artifacts):
     mine.write_bytes(b"in progress")
     assert store.sweep_tmp() == 1
     assert not stale.exists() and mine.exists()
+
+
+MODES = """
+import os, stat, sys
+from pathlib import Path
+os.umask(int(sys.argv[2], 8))
+from pipeline.store import ArtifactStore
+from converter.engine import store_engine
+root = Path(sys.argv[1])
+store = ArtifactStore(root / "store")
+ref = store.put_blob(b"engine bytes", "engine")
+store.place_blob(ref["digest"], root / "out" / "placed.engine")
+store_engine(b"engine bytes", root / "out" / "converted.plan")
+for p in (store.blob_path(ref["digest"]), root / "out" / "placed.engine", root / "out" / "converted.plan",
+          root / "out" / "converted.plan.json"):
+    print(p.name, oct(stat.S_IMODE(p.stat().st_mode)))
+"""
+
+
+@pytest.mark.parametrize("umask, writable, blob", [("022", "0o644", "0o444"), ("027", "0o640", "0o440"),
+                                                    ("002", "0o664", "0o444")])
+def test_plan_files_placed_engines_and_blobs_follow_one_umask_rule(tmp_path, umask, writable, blob):
+    """``tf2trt convert``'s .plan (and its .json) and a placed engine are 0o666 & ~umask; a store blob the same,
+    minus the write bits (immutable)."""
+    from conftest import REPO
+
+    res = subprocess.run([sys.executable, "-c", MODES, str(tmp_path), umask], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert res.returncode == 0, res.stderr
+    modes = dict(line.split() for line in res.stdout.splitlines())
+    (blob_name,) = [n for n in modes if n not in ("placed.engine", "converted.plan", "converted.plan.json")]
+    assert modes == {blob_name: blob, "placed.engine": writable, "converted.plan": writable,
+                     "converted.plan.json": writable}
+
+
+def test_a_new_store_outside_the_project_is_warned_about(tmp_path):
+    from pipeline.store import new_store_warning, project_root
+
+    proj = tmp_path / "proj"
+    (proj / "configs").mkdir(parents=True)
+    (proj / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    cfg = proj / "configs" / "m.yaml"
+    assert project_root(cfg.parent) == proj
+    elsewhere = tmp_path / "elsewhere" / "artifacts"
+    text = new_store_warning(elsewhere, [cfg])
+    assert text and str(elsewhere) in text and str(proj) in text and "every stage runs" in text
+    assert "--artifacts DIR" in text  # the project has no store yet: how to choose one
+    ArtifactStore(proj / "artifacts")
+    text = new_store_warning(elsewhere, [cfg])
+    assert f"--artifacts {proj / 'artifacts'}" in text  # names the project's own store
+    assert new_store_warning(proj / "artifacts", [cfg]) is None  # exists
+    assert new_store_warning(proj / "other-store", [cfg]) is None  # new, but inside the project
+    ArtifactStore(elsewhere)
+    assert new_store_warning(elsewhere, [cfg]) is None  # not new any more
