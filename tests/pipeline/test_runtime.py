@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -32,13 +33,25 @@ def _release_held():
         runtime._held.pop().release()
 
 
-def test_a_busy_database_falls_back_to_a_named_per_user_database_and_says_so(tmp_path, monkeypatch):
+@contextlib.contextmanager
+def _busy_database(tmp_path, monkeypatch, wait: str, hold: float):
+    """An isolated Prefect home whose default database another process owns for ``hold`` seconds.
+
+    Yields ``(home, holder, told)``: ``told`` collects what prepare_prefect says through ``notify``."""
     home = _isolated(tmp_path, monkeypatch)
-    monkeypatch.setenv(runtime.DB_WAIT_ENV, "0.5")
-    holder, first = _holder(60)
-    told: list[str] = []
+    monkeypatch.setenv(runtime.DB_WAIT_ENV, wait)
+    holder, first = _holder(hold)
     try:
         assert first == f"ephemeral:{home / 'prefect.db'}"  # the first process owns the database
+        yield home, holder, []
+    finally:
+        holder.kill()
+        holder.wait()
+        _release_held()
+
+
+def test_a_busy_database_falls_back_to_a_named_per_user_database_and_says_so(tmp_path, monkeypatch):
+    with _busy_database(tmp_path, monkeypatch, "0.5", 60) as (home, holder, told):
         # setenv first, so that monkeypatch restores the variable prepare_prefect sets
         monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", "")
         monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL")
@@ -59,27 +72,14 @@ def test_a_busy_database_falls_back_to_a_named_per_user_database_and_says_so(tmp
         res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         assert res.stdout.strip() == f"ephemeral:{fallback.with_name('prefect-fallback-2.db')} (fallback database)"
         assert "recorded in" in res.stderr  # said even without a notify callback (a WARNING log line)
-    finally:
-        holder.kill()
-        holder.wait()
-        _release_held()
 
 
 def test_a_build_waits_for_the_database_when_it_is_released_in_time(tmp_path, monkeypatch):
-    home = _isolated(tmp_path, monkeypatch)
-    monkeypatch.setenv(runtime.DB_WAIT_ENV, "60")
-    holder, first = _holder(1.0)
-    told: list[str] = []
-    try:
-        assert first == f"ephemeral:{home / 'prefect.db'}"
+    with _busy_database(tmp_path, monkeypatch, "60", 1.0) as (home, _holder_proc, told):
         mode = runtime.prepare_prefect(early_start=False, notify=told.append)
         assert mode == f"ephemeral:{home / 'prefect.db'}"  # the run goes where the dashboard looks
         assert len(told) == 1 and "waiting up to 60 s" in told[0] and str(home / "prefect.db") in told[0]
         assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in runtime.os.environ
-    finally:
-        holder.kill()
-        holder.wait()
-        _release_held()
 
 
 def test_prefect_api_url_wins(monkeypatch):
