@@ -401,8 +401,17 @@ def deploy_optimize_only(pool: str, name: str = "gpu") -> str:
 
 
 def _submit(stage: str, cfg: LoadedConfig, artifacts, returned: dict[str, dict]):
+    if _on_dask():  # annotations do not survive the trip to a Dask worker, and results come back as copies
+        return TASKS[stage].submit(cfg.name, cfg.to_json(), artifacts, dict(returned), None)
     config_json, upstream, previous = _stage_args(cfg.to_json(), returned)
     return TASKS[stage].submit(cfg.name, config_json, artifacts, upstream, previous)
+
+
+def _on_dask() -> bool:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return ctx is not None and type(ctx.task_runner).__name__ == "DaskTaskRunner"
 
 
 def _build_all_run_name() -> str:
