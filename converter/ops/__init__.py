@@ -1,3 +1,4 @@
 """Converters, grouped by op family; importing this package registers them all."""
 
 from . import array, image, math, nn, quant  # noqa: F401
+from . import indexing  # noqa: F401

@@ -413,19 +413,77 @@ def convert_reverse(ctx, node, inputs):
 
 
 # ------------------------------------------------------------------ gather
+def _gather_batch_dims(node, params_rank: int, indices_rank: int, axis: int) -> tuple[int, int]:
+    """(batch_dims, axis) normalised as TensorFlow does: negative batch_dims count from the indices' rank."""
+    batch = int(node.attr("batch_dims", 0))
+    if batch < 0:
+        batch += indices_rank
+    return batch, axis % params_rank if params_rank else axis
+
+
 def _check_gather(node, graph):
     problems = [static_inputs(2, what="the axis")(node, graph)]
-    if node.attr("batch_dims", 0):
-        problems.append(ConversionError(node.name, node.op, "batch_dims != 0 is not supported"))
+    batch = int(node.attr("batch_dims", 0))
+    if batch and not problems[0]:
+        params, indices = graph.shape(node.inputs[0]), graph.shape(node.inputs[1])
+        axis = graph.const(node.inputs[2])
+        if params is None or indices is None or axis is None:
+            problems.append(ConversionError(node.name, node.op, "batch_dims != 0 needs inputs of known rank",
+                                            "give the model static input shapes"))
+        else:
+            b, a = _gather_batch_dims(node, len(params), len(indices), int(np.asarray(axis).reshape(-1)[0]))
+            if not 0 <= b <= min(len(indices), a):
+                problems.append(ConversionError(node.name, node.op, f"batch_dims={batch} with axis {a}",
+                                                "TensorFlow needs 0 <= batch_dims <= axis and batch_dims <= the "
+                                                "indices' rank"))
+            elif b > 1 and any(int(d) < 0 for d in list(params) + list(indices)):
+                problems.append(ConversionError(node.name, node.op,
+                                                f"batch_dims={b} > 1 over dynamic dimensions (the batch dimensions "
+                                                "are merged by a reshape)",
+                                                "give the model static shapes, or use batch_dims=1 (dynamic "
+                                                "shapes work there)"))
     return [p for p in problems if p]
 
 
+def _numpy_batched_gather(params: np.ndarray, indices: np.ndarray, axis: int, batch: int) -> np.ndarray:
+    lead = params.shape[:batch]
+    n = int(np.prod(lead)) if batch else 1
+    p = params.reshape((n,) + params.shape[batch:])
+    i = indices.reshape((n,) + indices.shape[batch:])
+    out = np.stack([np.take(p[j], i[j], axis=axis - batch) for j in range(n)]) if n else \
+        np.zeros((0,) + params.shape[batch:axis] + indices.shape[batch:] + params.shape[axis + 1:], params.dtype)
+    return out.reshape(params.shape[:axis] + indices.shape[batch:] + params.shape[axis + 1:])
+
+
+def _batched_gather(ctx, params: Value, indices: Value, axis: int, batch: int) -> Value:
+    """TF's batch_dims gather: TensorRT's DEFAULT gather with one elementwise (batch) dimension, several batch
+    dimensions merged into one first (static shapes) and split again after."""
+    out_shape = params.shape[:axis] + indices.shape[batch:] + params.shape[axis + 1:]
+    if batch > 1:
+        n = int(np.prod(params.shape[:batch]))
+        params = reshape(ctx, params, (n,) + params.shape[batch:], "merge_batch")
+        indices = reshape(ctx, indices, (n,) + indices.shape[batch:], "merge_batch_indices")
+    idx = Value(const=indices.const.astype(np.int32)) if indices.is_const else indices
+    layer = ctx.add(layers.gather, [tensor_of(ctx, params) if params.is_const else ctx.logical(params),
+                                    tensor_of(ctx, idx) if idx.is_const else ctx.logical(idx)],
+                    layers.gather.Params(axis=axis - batch + 1, num_elementwise_dims=1))
+    out = ctx.out(layer.get_output(0))
+    return reshape(ctx, out, out_shape, "split_batch") if batch > 1 else out
+
+
 @register("GatherV2", layers=("Gather",), check=_check_gather, folds=True,
-          restrictions="static axis, batch_dims = 0; indices must be in range (TensorFlow's CPU kernel errors "
-                       "otherwise); the params' layout is kept")
+          restrictions="static axis; indices must be in range (TensorFlow's CPU kernel errors otherwise); the "
+                       "params' layout is kept; batch_dims (negative too): batch_dims=1 is TensorRT's gather with "
+                       "one elementwise dimension, batch_dims > 1 merges the batch dimensions first (static "
+                       "shapes)")
 def convert_gather(ctx, node, inputs):
     params, indices, axis = inputs
-    axis = const_int_list(ctx, axis, "the axis")[0] % params.rank
+    batch, axis = _gather_batch_dims(node, params.rank, indices.rank,
+                                     const_int_list(ctx, axis, "the axis")[0])
+    if batch:
+        if params.is_const and indices.is_const:
+            return Value(const=_numpy_batched_gather(params.const, indices.const, axis, batch))
+        return _batched_gather(ctx, params, indices, axis, batch)
     if params.is_const and indices.is_const:
         return Value(const=np.take(params.const, indices.const, axis=axis))
     q = indices.rank
