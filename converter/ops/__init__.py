@@ -1,4 +1,3 @@
 """Converters, grouped by op family; importing this package registers them all."""
 
-from . import array, image, math, nn, quant  # noqa: F401
-from . import indexing  # noqa: F401
+from . import array, detection, image, indexing, math, nn, pooling_ext, quant  # noqa: F401

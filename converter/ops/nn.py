@@ -8,8 +8,9 @@ from .. import layers
 from ..context import Value, channels_first_perm, identity_perm
 from ..errors import ConversionError
 from .helpers import (activation, channels_first, elementwise, float_only, is_static, log1p, reduce, register,
-                      reshape, scalar_like, slice_value, spatial_attr, spatial_padding, static_inputs, tensor_of,
-                      unary, value_layout)
+                      reshape, scalar_like, shuffle, slice_value, spatial_attr, spatial_padding, static_inputs,
+                      tensor_of, unary, value_layout)
+from .pooling_ext import check_int_max_pool, max_pool_taps
 
 _FORMATS = ("NHWC", "NCHW", "NDHWC", "NCDHW", "NWC", "NCW")
 
@@ -53,35 +54,59 @@ def _padding(node, spatial, ksize, strides, dilations):
     return tuple(pre), tuple(post), "EXPLICIT_ROUND_DOWN"
 
 
-def _convolution(ctx, node, x: Value, kernel_kcrs: np.ndarray, groups: int, bias=None) -> Value:
+def _convolution(ctx, node, x: Value, kernel_kcrs, groups: int, bias=None) -> Value:
+    """``kernel_kcrs``: constant weights, or a filter tensor already in (K, C/groups, *k) order (input 1)."""
     tensor, spatial, out_layout = _conv_input(ctx, node, x)
     nsp = len(spatial)
     strides = spatial_attr(node, "strides", [1] * (nsp + 2), nsp + 2)
     dilations = spatial_attr(node, "dilations", [1] * (nsp + 2), nsp + 2)
     ksize = list(kernel_kcrs.shape[2:])
     pre, post, mode = _padding(node, spatial, ksize, strides, dilations)
-    weights = {"kernel": np.ascontiguousarray(kernel_kcrs, dtype=np.float32)}  # one copy, not two
+    ins = [tensor]
+    weights = {}
+    if isinstance(kernel_kcrs, Value):
+        ins.append(ctx.logical(kernel_kcrs))
+    else:
+        weights["kernel"] = np.ascontiguousarray(kernel_kcrs, dtype=np.float32)  # one copy, not two
     if bias is not None:
         weights["bias"] = np.asarray(bias, np.float32)
     params = layers.convolution.Params(int(kernel_kcrs.shape[0]), tuple(ksize), stride=tuple(strides),
                                        pre_padding=pre, post_padding=post, padding_mode=mode,
                                        dilation=tuple(dilations), num_groups=int(groups))
-    layer = ctx.add(layers.convolution, [tensor], params, weights)
+    layer = ctx.add(layers.convolution, ins, params, weights)
     return ctx.out(layer.get_output(0), out_layout)
+
+
+def _check_filter_tensor(node, graph):
+    """A filter computed in the graph becomes the layer's kernel input; its shape must be static."""
+    if len(node.inputs) > 1 and not is_static(graph, node.inputs[1]):
+        shape = graph.shape(node.inputs[1])
+        if shape is None or any(int(d) < 0 for d in shape):
+            return ConversionError(node.name, node.op, "a filter tensor of unknown shape",
+                                   "give the filter a static shape (the kernel size is a layer parameter)")
+    return None
+
+
+def _filter_kcrs(ctx, w: Value) -> Value:
+    """A [*k, in, out] filter tensor as TensorRT's (out, in, *k) kernel input."""
+    nsp = w.rank - 2
+    return shuffle(ctx, w, transpose=(nsp + 1, nsp) + tuple(range(nsp)), suffix="kernel_order")
 
 
 _CONV_CHECKS = [_check_filter(1), _check_data_format, float_only()]
 
 
-@register("Conv2D", "Conv3D", layers=("Convolution",), check=_CONV_CHECKS,
-          restrictions="constant filter; grouped filters become grouped convolutions; folds a following "
-                       "BiasAdd / BatchNorm / per-channel Mul/Add/Sub into its weights")
+@register("Conv2D", "Conv3D", layers=("Convolution",), check=[_check_filter_tensor, _check_data_format, float_only()],
+          restrictions="grouped filters become grouped convolutions; a constant filter folds a following "
+                       "BiasAdd / BatchNorm / per-channel Mul/Add/Sub into its weights; a filter computed in the "
+                       "graph (static shape) is the layer's kernel input")
 def convert_conv(ctx, node, inputs):
-    x = inputs[0]
-    w = ctx.as_const(inputs[1], "the filter")  # [*spatial, in/groups, out]
-    nsp = w.ndim - 2
+    x, w = inputs[0], inputs[1]  # filter [*spatial, in/groups, out]
+    nsp = w.rank - 2
     groups = _channels(node, x) // w.shape[-2]
-    kernel = np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp)))
+    if not w.is_const:
+        return _convolution(ctx, node, x, _filter_kcrs(ctx, w), groups, node.attr("_bias"))
+    kernel = np.transpose(w.const, (nsp + 1, nsp) + tuple(range(nsp)))
     return _convolution(ctx, node, x, kernel, groups, node.attr("_bias"))
 
 
@@ -97,24 +122,26 @@ def convert_depthwise(ctx, node, inputs):
 
 def _check_deconv_groups(node, graph):
     sizes, w = graph.const(node.inputs[0]), graph.const(node.inputs[1])
-    if sizes is None or w is None:
+    w_shape = w.shape if w is not None else graph.shape(node.inputs[1])
+    if sizes is None or w_shape is None:
         return None
     channels = int(sizes[1] if node.attr("data_format", "NHWC").startswith("NC") else sizes[-1])
-    if channels != w.shape[-2]:
+    if channels != int(w_shape[-2]):
         return ConversionError(node.name, node.op, "grouped transposed convolutions are not supported")
     return None
 
 
 @register("Conv2DBackpropInput", "Conv3DBackpropInputV2", layers=("Deconvolution", "Slice"),
-          check=[static_inputs(0, what="input_sizes"), _check_filter(1), _check_data_format, float_only(),
+          check=[static_inputs(0, what="input_sizes"), _check_filter_tensor, _check_data_format, float_only(),
                  _check_deconv_groups],
-          restrictions="constant input_sizes and filter (Conv2DTranspose); SAME/VALID/EXPLICIT padding; "
-                       "a Slice zero-extends outputs larger than the deconvolution covers")
+          restrictions="constant input_sizes (Conv2DTranspose); SAME/VALID/EXPLICIT padding; a filter computed "
+                       "in the graph (static shape) is the layer's kernel input; a Slice zero-extends outputs "
+                       "larger than the deconvolution covers")
 def convert_conv_backprop_input(ctx, node, inputs):
     sizes_v, w_v, dy = inputs
     out_sizes = [int(s) for s in ctx.as_const(sizes_v, "input_sizes").reshape(-1)]
-    w = ctx.as_const(w_v, "the filter")  # [*k, out_channels, in_channels] (the forward conv's HWIO)
-    nsp = w.ndim - 2
+    w = w_v.const if w_v.is_const else w_v  # [*k, out_channels, in_channels] (the forward conv's HWIO)
+    nsp = len(w.shape) - 2
     channels_first_fmt = node.attr("data_format", "NHWC").startswith("NC")
     out_spatial = out_sizes[2:] if channels_first_fmt else out_sizes[1:-1]
     tensor, in_spatial, out_layout = _conv_input(ctx, node, dy)
@@ -129,11 +156,14 @@ def convert_conv_backprop_input(ctx, node, inputs):
         rest = full - pre[i] - out_spatial[i]
         post.append(max(rest, 0))
         extend.append(max(-rest, 0))
-    kernel = np.ascontiguousarray(np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp))), np.float32)
     params = layers.deconvolution.Params(int(w.shape[-2]), tuple(ksize), stride=tuple(strides),
                                          pre_padding=tuple(pre), post_padding=tuple(post),
                                          dilation=tuple(dilations))
-    layer = ctx.add(layers.deconvolution, [tensor], params, {"kernel": kernel})
+    if isinstance(w, Value):  # (in_channels, out_channels, *k): TensorRT's deconvolution kernel order
+        layer = ctx.add(layers.deconvolution, [tensor, ctx.logical(_filter_kcrs(ctx, w))], params)
+    else:
+        kernel = np.ascontiguousarray(np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp))), np.float32)
+        layer = ctx.add(layers.deconvolution, [tensor], params, {"kernel": kernel})
     out = ctx.out(layer.get_output(0), out_layout)
     if any(extend):
         # rows the forward convolution never read get a zero gradient
@@ -171,9 +201,19 @@ def _pool(ctx, node, x: Value, kind: str) -> Value:
 _POOL_CHECKS = [_check_data_format, float_only()]
 
 
-@register("MaxPool", "MaxPool3D", layers=("Pooling",), check=_POOL_CHECKS,
-          restrictions="SAME, VALID or EXPLICIT padding (padding never wins the maximum)")
+def _check_max_pool_dtype(node, graph):
+    """Float pools become a Pooling layer; int32 (which TensorRT's pooling refuses) an elementwise MAX of taps."""
+    if node.attr("T", "float32") == "int32":
+        return check_int_max_pool(node, graph)
+    return float_only()(node, graph)
+
+
+@register("MaxPool", "MaxPool3D", layers=("Pooling",), check=[_check_data_format, _check_max_pool_dtype],
+          restrictions="SAME, VALID or EXPLICIT padding (padding never wins the maximum); int32 (2-D NHWC, "
+                       "static spatial shape, SAME/VALID): an exact elementwise Max over strided window slices")
 def convert_max_pool(ctx, node, inputs):
+    if np.dtype(inputs[0].dtype) == np.int32:
+        return max_pool_taps(ctx, node, inputs[0])
     return _pool(ctx, node, inputs[0], "MAX")
 
 
