@@ -235,14 +235,25 @@ def convert_pad(ctx, node, inputs):
           restrictions="static axis; inputs keep the first tensor's layout")
 def convert_concat(ctx, node, inputs):
     *values, axis = inputs
-    return concat(ctx, values, const_int_list(ctx, axis, "the axis")[0])
+    return concat(ctx, _non_empty(values, const_int_list(ctx, axis, "the axis")[0]),
+                  const_int_list(ctx, axis, "the axis")[0])
+
+
+def _non_empty(values: list[Value], axis: int) -> list[Value]:
+    """The inputs without those of extent 0 along ``axis``: they contribute nothing, and TensorRT has no empty
+    constants (an empty weights array is refused).  If every input is empty they all stay (numpy folds them
+    when constant)."""
+    axis = axis % values[0].rank
+    kept = [v for v in values if v.shape[axis] != 0]
+    return kept or values
 
 
 @register("Concat", layers=("Concatenation",), check=static_inputs(0, what="the axis"), folds=True,
           restrictions="static axis")
 def convert_concat_v1(ctx, node, inputs):
     axis, *values = inputs
-    return concat(ctx, values, const_int_list(ctx, axis, "the axis")[0])
+    return concat(ctx, _non_empty(values, const_int_list(ctx, axis, "the axis")[0]),
+                  const_int_list(ctx, axis, "the axis")[0])
 
 
 @register("Pack", layers=("Shuffle", "Concatenation"), folds=True, restrictions="keeps the inputs' layout")
@@ -537,8 +548,18 @@ def _check_topk(node, graph):
 def convert_topk(ctx, node, inputs):
     x, k = inputs
     k = const_int_list(ctx, k, "k")[0]
+    if x.rank == 1:
+        # TensorRT's TopK needs at least two dimensions: a leading 1 goes on and comes off again
+        x = reshape(ctx, x, (1, x.shape[0]), "rows")
+        values, indices = _topk_last_axis(ctx, x, k, "topk")
+        return [reshape(ctx, values, (k,), "values"), reshape(ctx, indices, (k,), None)]
+    return _topk_last_axis(ctx, x, k, None)
+
+
+def _topk_last_axis(ctx, x: Value, k: int, suffix) -> list[Value]:
     layout = value_layout(x)
-    layer = ctx.add(layers.topk, [tensor_of(ctx, x)], layers.topk.Params("MAX", int(k), 1 << layout.index(x.rank - 1)))
+    layer = ctx.add(layers.topk, [tensor_of(ctx, x)], layers.topk.Params("MAX", int(k), 1 << layout.index(x.rank - 1)),
+                    suffix=suffix)
     return [ctx.out(layer.get_output(0), layout), ctx.out(layer.get_output(1), layout)]
 
 

@@ -6,8 +6,9 @@ import numpy as np
 
 from .. import layers
 from ..context import Value
-from .helpers import (NUMPY_UNARY, activation, cast, const_int_list, elementwise, float_only, reduce, register,
-                      reshape, scalar_constant, scalar_like, select, squeeze, static_inputs, tensor_of,
+from ..errors import ConversionError
+from .helpers import (NUMPY_UNARY, activation, cast, const_int_list, elementwise, float_only, is_static, reduce,
+                      register, reshape, scalar_constant, scalar_like, select, squeeze, static_inputs, tensor_of,
                       unary, value_layout)
 
 # ------------------------------------------------------------------ binary elementwise
@@ -62,7 +63,9 @@ def convert_floor_mod(ctx, node, inputs):
     return _floor_mod_f32(ctx, x, y)
 
 
-def _floor_mod_f32(ctx, x: Value, y: Value, suffix: str | None = None) -> Value:
+def _floor_mod_f32(ctx, x: Value, y: Value, suffix: str | None = None, truncate: bool = False) -> Value:
+    """``truncate``: C's fmod (TruncateMod/Mod), the remainder of the truncated quotient, with x's sign."""
+
     def const(number):
         return scalar_like(x, number)
 
@@ -75,7 +78,12 @@ def _floor_mod_f32(ctx, x: Value, y: Value, suffix: str | None = None) -> Value:
     # multiple of y (0.7 mod 0.1: fl(7·0.1) = 0.7 → 0 where TensorFlow gives 0.09999998); with |x| ~ 1e3 a
     # third of all results are off, by up to 1.5·|y|.  So:
     q = ew(x, y, "DIV", "quotient")
-    n = unary(ctx, q, "FLOOR", "floor")  # never too small; one too large when q rounds up onto an integer
+    if truncate:
+        # trunc(q) = floor(|q|)·sign: never too small in magnitude, one too large when |q| rounds up onto an integer
+        n = select(ctx, ew(q, const(0), "LESS", "q_negative"), unary(ctx, q, "CEIL", "ceil"),
+                   unary(ctx, q, "FLOOR", "floor"), "trunc")
+    else:
+        n = unary(ctx, q, "FLOOR", "floor")  # never too small; one too large when q rounds up onto an integer
     prod = ew(n, y, "PROD", "times")
     # Dekker's exact product: n·y = prod + err exactly when both factors are split into halves of ≤ 12
     # significant bits (so every partial product is exact in fp32).  y by Veltkamp's split (c = 4097·y;
@@ -97,16 +105,47 @@ def _floor_mod_f32(ctx, x: Value, y: Value, suffix: str | None = None) -> Value:
     # sign flip — the uncorrected formula's error, without its wrong-side results.)
     rem = select(ctx, ew(n, const(0), "EQUAL", "n_zero"), x,
                  ew(ew(x, prod, "SUB", "x_minus_prod"), err, "SUB", "x_minus_ny"), "rem")
-    # one too large an n leaves rem on the wrong side of 0; y = ±inf with x of the other sign gives y
-    wrong_side = ew(ew(y, const(0), "LESS", "y_negative"), ew(rem, const(0), "LESS", "rem_negative"), "XOR",
-                    "wrong_side")
-    adjusted = select(ctx, wrong_side, ew(rem, y, "SUM", "plus_y"), rem, "adjusted")
+    if truncate:
+        # one too large an |n| leaves rem with the sign opposite to x's (a zero rem is replaced below)
+        x_negative = ew(x, const(0), "LESS", "x_negative")
+        wrong_side = ew(x_negative, ew(rem, const(0), "LESS", "rem_negative"), "XOR", "wrong_side")
+        abs_y = unary(ctx, y, "ABS", "abs_y")
+        adjusted = select(ctx, wrong_side, select(ctx, x_negative, ew(rem, abs_y, "SUB", "minus_abs_y"),
+                                                  ew(rem, abs_y, "SUM", "plus_abs_y"), "back"), rem, "adjusted")
+    else:
+        # one too large an n leaves rem on the wrong side of 0; y = ±inf with x of the other sign gives y
+        wrong_side = ew(ew(y, const(0), "LESS", "y_negative"), ew(rem, const(0), "LESS", "rem_negative"), "XOR",
+                        "wrong_side")
+        adjusted = select(ctx, wrong_side, ew(rem, y, "SUM", "plus_y"), rem, "adjusted")
     # an exact multiple's zero has x's sign (x·0: x is finite here); past 2^24 n is not the quotient's integer
     # (but y = 0 must stay NaN: there n = ±inf and rem is already NaN)
     huge = ew(ew(unary(ctx, q, "ABS", "abs_quotient"), const(2.0 ** 24), "GREATER", "quotient_huge"),
               unary(ctx, ew(y, const(0), "EQUAL", "y_zero"), "NOT", "y_nonzero"), "AND", "huge")
     zero = ew(ew(rem, const(0), "EQUAL", "rem_zero"), huge, "OR", "zero")
     return select(ctx, zero, ew(x, const(0), "PROD", "signed_zero"), adjusted, suffix)
+
+
+def _check_truncate_mod(node, graph):
+    if node.attr("T", "float32") not in ("float32", "int32", "int64"):
+        return ConversionError(node.name, node.op, f"T={node.attr('T')} is not supported (float32/int32; "
+                               "TensorFlow's CPU kernel has no float16 either)", "compute it in float32")
+    return None
+
+
+@register("TruncateMod", "Mod", layers=("ElementWise", "Unary", "Select"), check=_check_truncate_mod, folds=True,
+          restrictions="C's % and fmod: integers x - trunc_div(x, y)·y; float32 x - trunc(x / y)·y with the "
+                       "product's rounding error put back (as FloorMod): TensorFlow's result to the bit while "
+                       "|x / y| ≤ 2^24 (zeros keep x's sign, fmod(x, ±inf) = x, fmod(±inf, y) and fmod(x, 0) NaN); "
+                       "beyond, a zero with x's sign (TensorFlow's exact fmod has x's sign and |r| < |y|)")
+def convert_truncate_mod(ctx, node, inputs):
+    x, y = inputs
+    if not _is_float(x):
+        quotient = elementwise(ctx, x, y, "DIV", "truncdiv")  # integer DIV truncates toward zero
+        return elementwise(ctx, x, elementwise(ctx, quotient, y, "PROD", "times"), "SUB")
+    if x.is_const and y.is_const:
+        with np.errstate(all="ignore"):
+            return Value(const=np.fmod(x.const, y.const).astype(x.const.dtype))
+    return _floor_mod_f32(ctx, x, y, truncate=True)
 
 
 @register("DivNoNan", layers=("ElementWise", "Select"), folds=True, restrictions="0 where the divisor is 0")
@@ -288,9 +327,26 @@ def convert_select_v2(ctx, node, inputs):
 
 
 # ------------------------------------------------------------------ casts
-@register("Cast", layers=("Cast",), folds=True,
+_CAST_DTYPES = ("float32", "float16", "int32", "int64", "int8", "uint8", "bool")
+
+
+def _check_cast(node, graph):
+    """TensorRT has no uint16/uint32/uint64/int16/bfloat16… tensors: a cast to or from one is reported here,
+    not as a converter failure.  Constants of such types still fold (numpy computes them)."""
+    for attr in ("SrcT", "DstT"):
+        dtype = node.attr(attr, "float32")
+        if dtype not in _CAST_DTYPES and not is_static(graph, node.inputs[0]):
+            return ConversionError(node.name, node.op,
+                                   f"{attr}={dtype}: TensorRT has no {dtype} tensors (only "
+                                   f"{'/'.join(_CAST_DTYPES)}; int64 is computed as int32)",
+                                   f"cast to int32 (values below 2^31) or float32 instead of {dtype}")
+    return None
+
+
+@register("Cast", layers=("Cast",), folds=True, check=_check_cast,
           restrictions="between float32/float16/int32/int8/uint8/bool; int64 is computed as int32; "
-                       "float → int truncates toward zero")
+                       "float → int truncates toward zero; other types (uint32, int16, bfloat16…) only between "
+                       "constants")
 def convert_cast(ctx, node, inputs):
     return cast(ctx, inputs[0], np.dtype(node.attr("DstT")), suffix=None)
 

@@ -229,18 +229,21 @@ def _check_bn(node, graph):
     if node.attr("is_training", False):
         problems.append(ConversionError(node.name, node.op, "training-mode batch norm",
                                         "export the model for inference (training=False)"))
-    if any(not is_static(graph, r) for r in node.inputs[1:5]):
-        problems.append(ConversionError(node.name, node.op, "scale/offset/mean/variance must be constants"))
     bad = _check_data_format(node, graph)
     if bad:
         problems.append(bad)
     return problems
 
 
-@register("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", layers=("Scale",), check=_check_bn,
-          restrictions="inference only (is_training=False); folded into a preceding convolution where possible")
+@register("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", layers=("Scale", "ElementWise", "Unary"),
+          check=_check_bn,
+          restrictions="inference only (is_training=False); constant statistics: a Scale layer, folded into a "
+                       "preceding convolution where possible; statistics computed in the graph: elementwise "
+                       "layers in TensorFlow's order, (x - mean)·(rsqrt(variance + ε)·scale) + offset")
 def convert_fused_batch_norm(ctx, node, inputs):
     x = inputs[0]
+    if not all(v.is_const for v in inputs[1:5]):
+        return [_batch_norm_elementwise(ctx, node, x, *inputs[1:5])] + [None] * 5
     gamma, beta, mean, var = (ctx.as_const(v).astype(np.float64) for v in inputs[1:5])
     scale = gamma / np.sqrt(var + node.attr("epsilon", 1e-3))
     shift = beta - mean * scale
@@ -249,6 +252,30 @@ def convert_fused_batch_norm(ctx, node, inputs):
                     {"shift": shift.astype(np.float32), "scale": scale.astype(np.float32)})
     out = ctx.out(layer.get_output(0), out_layout)
     return [out] + [None] * 5
+
+
+def _batch_norm_elementwise(ctx, node, x: Value, gamma: Value, beta: Value, mean: Value, var: Value) -> Value:
+    """Batch norm with statistics computed in the graph, in TensorFlow's CPU order: (x - mean) ·
+    (rsqrt(variance + epsilon) · scale) + offset, the per-channel vectors reshaped onto the channel axis."""
+    from .helpers import cast
+
+    channel_axis = 1 if node.attr("data_format", "NHWC").startswith("NC") else x.rank - 1
+    half = x.dtype == np.float16
+    if half:  # TensorFlow computes half-precision batch norm in float32
+        x = cast(ctx, x, np.float32, "to_float")
+
+    def per_channel(v: Value, what: str) -> Value:
+        v = cast(ctx, v, np.float32, f"{what}_to_float") if v.dtype != np.float32 else v
+        return reshape(ctx, v, tuple(-1 if a == channel_axis else 1 for a in range(x.rank)), f"{what}_channels")
+
+    eps = scalar_like(x, node.attr("epsilon", 1e-3))
+    inv_std = unary(ctx, unary(ctx, elementwise(ctx, per_channel(var, "variance"), eps, "SUM", "var_eps"),
+                               "SQRT", "std"), "RECIP", "inv_std")
+    factor = elementwise(ctx, inv_std, per_channel(gamma, "scale"), "PROD", "factor")
+    centered = elementwise(ctx, x, per_channel(mean, "mean"), "SUB", "centered")
+    out = elementwise(ctx, elementwise(ctx, centered, factor, "PROD", "scaled"), per_channel(beta, "offset"), "SUM",
+                      "shifted" if half else None)
+    return cast(ctx, out, np.float16, None) if half else out
 
 
 def _check_lrn(node, graph):
@@ -391,17 +418,80 @@ def _matmul(ctx, a: Value, b: Value, transpose_a: bool, transpose_b: bool) -> Va
     return ctx.out(layer.get_output(0))
 
 
-@register("MatMul", layers=("MatrixMultiply",), check=float_only(), folds=True,
-          restrictions="float only; transposes fold into the layer")
+_INT_MATMUL = ("int8", "uint8", "int32", "int64")
+_INT_MATMUL_NOTE = ("integers (int32, and BatchMatMulV3's int8/uint8 operands with Tout=int32): an exact "
+                    "product + Reduce SUM in int32 (wrapping as TensorFlow's int32 kernel; M·K·N intermediate "
+                    "elements), since TensorRT's MatrixMultiply has no integer arithmetic")
+
+
+def _matmul_dtypes(node) -> tuple[str, str, str]:
+    """(operand a, operand b, result) dtypes: BatchMatMulV3 names them Ta/Tb/Tout, the others T."""
+    if node.op == "BatchMatMulV3":
+        return node.attr("Ta", "float32"), node.attr("Tb", "float32"), node.attr("Tout", "float32")
+    t = node.attr("T", "float32")
+    return t, t, t
+
+
+def _check_matmul(node, graph):
+    ta, tb, tout = _matmul_dtypes(node)
+    if ta == tb == tout and ta in ("float32", "float16"):
+        return None
+    if ta in _INT_MATMUL and tb in _INT_MATMUL and tout in ("int32", "int64"):
+        if node.op != "BatchMatMulV3" and ta not in ("int32", "int64"):
+            return ConversionError(node.name, node.op, f"T={ta} is not supported",
+                                   "cast the operands to int32 or float32 in the model")
+        return None
+    what = f"T={ta}" if node.op != "BatchMatMulV3" else f"Ta={ta}, Tb={tb}, Tout={tout}"
+    return ConversionError(node.name, node.op,
+                           f"{what} is not supported (float32/float16 operands and result, or integer operands "
+                           "with an int32 result)",
+                           "cast the operands to float32 in the model, or to int8/int32 with Tout=int32")
+
+
+def _int_matmul(ctx, a: Value, b: Value, transpose_a: bool, transpose_b: bool) -> Value:
+    """a @ b for integers, exactly: a[..., M, K, 1] · b[..., 1, K, N] summed over K, in int32."""
+    from .helpers import cast, expand_dims, shuffle
+
+    def swap_last(v: Value, suffix: str) -> Value:
+        perm = tuple(range(v.rank - 2)) + (v.rank - 1, v.rank - 2)
+        return shuffle(ctx, v, transpose=perm, suffix=suffix)
+
+    a = cast(ctx, a, np.int32, "a_to_int32")
+    b = cast(ctx, b, np.int32, "b_to_int32")
+    if a.is_const and b.is_const:
+        x = np.swapaxes(a.const, -1, -2) if transpose_a else a.const
+        y = np.swapaxes(b.const, -1, -2) if transpose_b else b.const
+        with np.errstate(over="ignore"):
+            return Value(const=np.matmul(x.astype(np.int64), y.astype(np.int64)).astype(np.int32))
+    if transpose_a:
+        a = swap_last(a, "a_transposed")
+    if transpose_b:
+        b = swap_last(b, "b_transposed")
+    rows = expand_dims(ctx, a, a.rank, "a_rows")  # [..., M, K, 1]
+    cols = expand_dims(ctx, b, b.rank - 2, "b_cols")  # [..., 1, K, N]
+    terms = elementwise(ctx, rows, cols, "PROD", "terms")
+    return reduce(ctx, terms, [terms.rank - 2], False, "SUM")
+
+
+def _any_matmul(ctx, node, a: Value, b: Value, transpose_a: bool, transpose_b: bool) -> Value:
+    if _matmul_dtypes(node)[2] in ("int32", "int64"):
+        return _int_matmul(ctx, a, b, transpose_a, transpose_b)
+    return _matmul(ctx, a, b, transpose_a, transpose_b)
+
+
+@register("MatMul", layers=("MatrixMultiply", "ElementWise", "Reduce"), check=_check_matmul, folds=True,
+          restrictions="float32/float16: one MatrixMultiply, transposes fold into the layer; " + _INT_MATMUL_NOTE)
 def convert_matmul(ctx, node, inputs):
-    return _matmul(ctx, inputs[0], inputs[1], node.attr("transpose_a", False), node.attr("transpose_b", False))
+    return _any_matmul(ctx, node, inputs[0], inputs[1], node.attr("transpose_a", False),
+                       node.attr("transpose_b", False))
 
 
-@register("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", layers=("Shuffle", "MatrixMultiply"),
-          check=float_only(), folds=True,
-          restrictions="float only; batch dimensions broadcast as in TensorFlow (lower ranks get leading 1s)")
+@register("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", layers=("Shuffle", "MatrixMultiply", "ElementWise", "Reduce"),
+          check=_check_matmul, folds=True,
+          restrictions="batch dimensions broadcast as in TensorFlow (lower ranks get leading 1s); float32/float16: "
+                       "one MatrixMultiply; " + _INT_MATMUL_NOTE)
 def convert_batch_matmul(ctx, node, inputs):
-    return _matmul(ctx, inputs[0], inputs[1], node.attr("adj_x", False), node.attr("adj_y", False))
+    return _any_matmul(ctx, node, inputs[0], inputs[1], node.attr("adj_x", False), node.attr("adj_y", False))
 
 
 # ------------------------------------------------------------------ einsum

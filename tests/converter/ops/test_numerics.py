@@ -210,6 +210,28 @@ OPS: list[Op] = [
         ("LogicalAnd", tf.raw_ops.LogicalAnd), ("LogicalOr", tf.raw_ops.LogicalOr),
     ]],
     Op("LogicalNot", tf.logical_not, {"bool": (False, True)}, dtype="bool"),
+    # special functions and the x·log(y) family (converter/ops/special.py, math_ext.py)
+    *[Op(name, fn, unary_sets()) for name, fn in [
+        ("Lgamma", tf.math.lgamma), ("Digamma", tf.math.digamma), ("Erfinv", tf.math.erfinv),
+        ("Ndtri", tf.math.ndtri), ("IsFinite", tf.math.is_finite), ("Log1p", tf.math.log1p),
+        ("Expm1", tf.math.expm1), ("BesselI0", tf.math.bessel_i0), ("BesselI1", tf.math.bessel_i1),
+        ("BesselI0e", tf.math.bessel_i0e), ("BesselI1e", tf.math.bessel_i1e),
+    ]],
+    # at the smallest normal float TF's CPU kernel flushes x/2 to zero (inf/NaN); documented in the restrictions
+    *[Op(name, fn, unary_sets(special=tuple(v for v in SPECIAL if abs(v) != FMIN))) for name, fn in [
+        ("BesselK0", tf.math.special.bessel_k0), ("BesselK1", tf.math.special.bessel_k1),
+        ("BesselK0e", tf.math.special.bessel_k0e), ("BesselK1e", tf.math.special.bessel_k1e),
+    ]],
+    *[Op(name, _bin(fn), {"cross": BINARY_VALUES, "subnormal": BINARY_SUBNORMAL}, arity=2) for name, fn in [
+        ("Xlogy", tf.raw_ops.Xlogy), ("Xdivy", tf.raw_ops.Xdivy), ("Xlog1py", tf.raw_ops.Xlog1py),
+        ("Atan2", tf.raw_ops.Atan2), ("TruncateMod", tf.raw_ops.TruncateMod), ("Mod", tf.raw_ops.Mod),
+        ("MulNoNan", tf.raw_ops.MulNoNan),
+    ]],
+    Op("Zeta", lambda a, b: tf.raw_ops.Zeta(x=a, q=b), {"cross": BINARY_VALUES, "subnormal": BINARY_SUBNORMAL},
+       arity=2),
+    Op("Polygamma", lambda a, b: tf.raw_ops.Polygamma(a=a, x=b),
+       {"cross": BINARY_VALUES, "subnormal": BINARY_SUBNORMAL}, arity=2),
+    Op("ApproximateEqual", _bin(tf.raw_ops.ApproximateEqual), {"cross": BINARY_VALUES}, arity=2, layout="full"),
 ]
 
 
@@ -321,6 +343,9 @@ NOT_SWEPT = {
     "FakeQuantWithMinMaxArgs": "quantization: tests/converter/ops/test_image_quant_ops.py",
     "FakeQuantWithMinMaxVars": "quantization: tests/converter/ops/test_image_quant_ops.py",
     "FakeQuantWithMinMaxVarsPerChannel": "quantization: tests/converter/ops/test_image_quant_ops.py",
+    "LinSpace": "a generator, not a function of input values: tests/converter/ops/test_math_ops2.py",
+    "OneHot": "an index comparison over a constant range, exact: tests/converter/ops/test_indexing_ops.py",
+    "MatrixBandPart": "a constant mask and a select, exact: tests/converter/ops/test_indexing_ops.py",
 }
 POINTWISE_LAYERS = {"ElementWise", "Unary", "Activation", "Select"}
 
