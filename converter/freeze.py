@@ -56,11 +56,12 @@ class TensorSpec:
     dtype: str = "float32"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        return {"name": self.name, "shape": None if self.shape is None else list(self.shape), "dtype": self.dtype}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TensorSpec":
-        return cls(d["name"], tuple(int(x) for x in d["shape"]), d.get("dtype", "float32"))
+        shape = d["shape"]  # None: unknown rank (only the arguments of a loop body can be)
+        return cls(d["name"], None if shape is None else tuple(int(x) for x in shape), d.get("dtype", "float32"))
 
 
 @dataclass
