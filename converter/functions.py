@@ -11,6 +11,10 @@ The arguments of a body are its graph's inputs, one per loop variable, shaped as
 constant outside (the weights Keras captures, frozen into constants) is a constant inside too: its argument
 becomes a ``Const`` node, so converters that need constant weights see them as such.  Subgraphs are built per
 node, not per function: two loops sharing a body may be fed different constants.
+
+The branches of an ``If``/``Case`` (roles ``then_branch``/``else_branch``, ``branch_0``…) take the node's
+inputs after the first, shaped as those inputs in the outer graph; a branch reads every input unchanged, so
+each constant input becomes a ``Const`` node inside.
 """
 
 from __future__ import annotations
@@ -23,16 +27,26 @@ from .errors import DamagedGraphError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOOP_OPS", "subgraph_roles", "build_subgraphs", "passthrough_args"]
+__all__ = ["LOOP_OPS", "IF_OPS", "CASE_OPS", "subgraph_roles", "build_subgraphs", "passthrough_args"]
 
 #: ops whose bodies :func:`build_subgraphs` parses
 LOOP_OPS = frozenset({"While", "StatelessWhile"})
+IF_OPS = frozenset({"If", "StatelessIf"})
+CASE_OPS = frozenset({"Case", "StatelessCase"})
 
 
-def subgraph_roles(op: str) -> tuple[str, ...]:
-    """The function attributes of ``op`` that become subgraphs, in the order converters use them."""
+def subgraph_roles(op: str, node_def=None) -> tuple[str, ...]:
+    """The function attributes of ``op`` that become subgraphs, in the order converters use them.
+
+    A Case's roles are ``branch_0``, ``branch_1``… (its ``branches`` list, known from ``node_def``).
+    """
     if op in LOOP_OPS:
         return ("cond", "body")
+    if op in IF_OPS:
+        return ("then_branch", "else_branch")
+    if op in CASE_OPS:
+        n = len(node_def.attr["branches"].list.func) if node_def is not None else 1
+        return tuple(f"branch_{i}" for i in range(n))
     return ()
 
 
@@ -57,12 +71,16 @@ def build_subgraphs(main_gd, node_def, const_inputs: dict[int, np.ndarray]) -> d
 
     ``const_inputs``: the node's inputs that are constants in the main graph, by position.
     """
-    roles = subgraph_roles(node_def.op)
+    roles = subgraph_roles(node_def.op, node_def)
     library = {f.signature.name: f for f in main_gd.library.function}
-    shapes = _arg_shapes(node_def)
+    branches = node_def.op not in LOOP_OPS  # If/Case: the branches take inputs[1:], each read unchanged
+    shapes = _input_shapes(main_gd, node_def, const_inputs) if branches else _arg_shapes(node_def)
     out = {}
     for role in roles:
-        fname = node_def.attr[role].func.name
+        if node_def.op in CASE_OPS:
+            fname = node_def.attr["branches"].list.func[int(role.rpartition("_")[2])].name
+        else:
+            fname = node_def.attr[role].func.name
         fdef = library.get(fname)
         if fdef is None:
             raise DamagedGraphError(f"{node_def.op} node {node_def.name!r}: its {role} function {fname!r} is not in "
@@ -74,7 +92,29 @@ def build_subgraphs(main_gd, node_def, const_inputs: dict[int, np.ndarray]) -> d
         invariant = passthrough_args(out["body"])
         for role in roles:
             _constant_args(out[role], {i: v for i, v in const_inputs.items() if i in invariant})
+    elif branches:
+        for role in roles:
+            _constant_args(out[role], {i - 1: v for i, v in const_inputs.items() if i >= 1})
     return out
+
+
+def _input_shapes(main_gd, node_def, const_inputs) -> list:
+    """The shapes of an If's/Case's branch arguments: its inputs[1:] in ``main_gd`` (None when unknown)."""
+    by_name = {n.name: n for n in main_gd.node}
+    data = [i for i in node_def.input if not i.startswith("^")]
+    result = []
+    for k, ref in enumerate(data[1:], start=1):
+        name, _, idx = ref.partition(":")
+        src = by_name.get(name)
+        listed = src.attr["_output_shapes"].list.shape if src is not None and "_output_shapes" in src.attr else []
+        i = int(idx or 0)
+        if k in const_inputs:
+            result.append(list(np.shape(const_inputs[k])))
+        elif i < len(listed) and not listed[i].unknown_rank:
+            result.append([int(d.size) for d in listed[i].dim])
+        else:
+            result.append(None)
+    return result
 
 
 def _arg_shapes(node_def) -> list:
@@ -95,7 +135,8 @@ def _function_graph(main_gd, fdef, shapes):
 
     library = tf.compat.v1.GraphDef()
     library.library.CopyFrom(main_gd.library)  # nested bodies resolve through the default graph's functions
-    tf_shapes = [tf.TensorShape(s) for s in shapes] if shapes else None
+    tf_shapes = [tf.TensorShape(None if s is None else [None if d < 0 else d for d in s]) for s in shapes] \
+        if shapes else None
     with tf.Graph().as_default():
         tf.graph_util.import_graph_def(library, name="")
         fg = function_def_to_graph.function_def_to_graph(fdef, input_shapes=tf_shapes)

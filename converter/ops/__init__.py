@@ -1,3 +1,3 @@
 """Converters, grouped by op family; importing this package registers them all."""
 
-from . import array, image, loops, math, nn, quant  # noqa: F401
+from . import array, conditionals, image, loops, math, nn, quant  # noqa: F401
