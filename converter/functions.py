@@ -92,6 +92,9 @@ def build_subgraphs(main_gd, node_def, const_inputs: dict[int, np.ndarray]) -> d
         invariant = passthrough_args(out["body"])
         for role in roles:
             _constant_args(out[role], {i: v for i, v in const_inputs.items() if i in invariant})
+        from .loop_rewrites import split_sliced_products
+
+        split_sliced_products(out["body"])
     elif branches:
         for role in roles:
             _constant_args(out[role], {i - 1: v for i, v in const_inputs.items() if i >= 1})
