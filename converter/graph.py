@@ -463,6 +463,20 @@ def _arity_problem(node: Node) -> ConversionError | None:
                            "the GraphDef is malformed (edited or damaged after export): re-export the model")
 
 
+#: ops that draw random numbers: in an inference graph they come from dropout/noise layers left in training mode
+RANDOM_OPS = frozenset({
+    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal", "RandomShuffle",
+    "RandomGamma", "RandomPoisson", "RandomPoissonV2", "Multinomial", "StatelessRandomUniform",
+    "StatelessRandomUniformV2", "StatelessRandomUniformInt", "StatelessRandomUniformIntV2",
+    "StatelessRandomUniformFullInt", "StatelessRandomUniformFullIntV2", "StatelessRandomNormal",
+    "StatelessRandomNormalV2", "StatelessTruncatedNormal", "StatelessTruncatedNormalV2",
+    "StatelessMultinomial", "StatefulUniform", "StatefulUniformInt", "StatefulUniformFullInt",
+    "StatefulStandardNormalV2", "StatefulTruncatedNormal", "RngReadAndSkip", "RngSkip",
+    "StatelessRandomGetKeyCounter", "StatelessRandomUniformFullIntV2", "StatelessRandomGetKeyCounterAlg",
+    "StatelessRandomNormalV3", "StatelessParameterizedTruncatedNormal", "ParameterizedTruncatedNormal",
+})
+
+
 def check_support(graph: Graph) -> None:
     """Raise :class:`UnsupportedOpsError` listing every op (and node) that cannot convert.
 
@@ -527,6 +541,14 @@ def _check_nodes(graph: Graph, report, registry, where: str) -> None:
         arity = _arity_problem(node) if entry is not None else None
         if arity is not None:
             report(node.name, f"{node.op} (wrong number of inputs)", at(arity))
+            continue
+        if entry is None and node.op in RANDOM_OPS:
+            report(node.name, f"{node.op} (random values: dropout or noise left in training mode)",
+                   at(ConversionError(node.name, node.op,
+                                      "random values in an inference graph (dropout, noise or augmentation left "
+                                      "in training mode): an engine cannot reproduce TensorFlow's random stream",
+                                      "export the model in inference mode (call it with training=False, or "
+                                      "drop the Dropout/GaussianNoise/augmentation layers before export)")))
             continue
         if entry is None:
             report(node.name, node.op,

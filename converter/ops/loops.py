@@ -442,7 +442,8 @@ def convert_list_reserve(ctx, node, inputs):
 def _check_in_body(node, graph):
     if not getattr(graph, "is_loop_body", False):
         return ConversionError(node.name, node.op, "writes a tensor list outside a loop body",
-                               "build the sequence with tf.stack instead")
+                               "build the sequence with tf.stack instead; tf.scan without an initializer writes "
+                               "its first element before the loop: pass initializer=")
     return None
 
 

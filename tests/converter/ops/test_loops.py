@@ -12,6 +12,7 @@ import pytest
 
 from converter import construct, freeze
 from converter.engine import optimize_network
+from converter.errors import UnsupportedOpsError
 from converter.graph import Graph, parse
 from converter.verify import verify
 
@@ -124,7 +125,24 @@ def _scan(tf, w, x):
     return tf.scan(lambda acc, row: tf.tanh(acc * 0.5 + tf.linalg.matvec(w, row)), x)
 
 
+def _scan_with_initializer(tf, w, x):
+    return tf.scan(lambda acc, row: tf.tanh(acc * 0.5 + tf.linalg.matvec(w, row)), x,
+                   initializer=tf.zeros((FEATURES,)))
+
+
 def _tensor_array(tf, w, x):
+    """An autograph loop over tf.range writing a TensorArray, reading the sequence through another one."""
+    seq = tf.TensorArray(tf.float32, size=x.shape[0]).unstack(x)
+    ta = tf.TensorArray(tf.float32, size=x.shape[0])
+    h = tf.zeros((FEATURES,))
+    for i in tf.range(x.shape[0]):
+        h = tf.sigmoid(tf.linalg.matvec(w, h) + seq.read(i))
+        ta = ta.write(i, h * 2.0)
+    return ta.stack()
+
+
+def _tensor_array_indexing(tf, w, x):
+    """x[i] with the loop counter: a StridedSlice with a data-dependent begin (not converted, see below)."""
     ta = tf.TensorArray(tf.float32, size=x.shape[0])
     h = tf.zeros((FEATURES,))
     for i in tf.range(x.shape[0]):
@@ -154,7 +172,7 @@ CASES = {
     "tf.while_loop-counter": _tf_function(_counter_loop),
     "tf.while_loop-data-dependent": _tf_function(_data_dependent_loop),
     "tf.map_fn": _tf_function(_map_fn),
-    "tf.scan": _tf_function(_scan),
+    "tf.scan": _tf_function(_scan_with_initializer),
     "tf.TensorArray": _tf_function(_tensor_array),
 }
 
@@ -210,3 +228,18 @@ def test_body_layers_are_named_after_the_body_nodes(tmp_path):
     body = graph.subgraphs[next(iter(graph.subgraphs))]["body"]
     matmuls = {n.name for n in body.nodes if n.op == "MatMul"}
     assert matmuls and matmuls <= {layer["name"] for layer in snap.layers}
+
+
+@pytest.mark.parametrize("name, fn, expected", [
+    ("scan-without-initializer", _scan, "pass initializer="),
+    ("x[i]-in-a-loop", _tensor_array_indexing, "tf.TensorArray(...).unstack(x)"),
+])
+def test_loop_forms_that_do_not_convert_say_what_to_write_instead(name, fn, expected, tmp_path):
+    """Two forms the converter leaves out, reported by the support check (exit 2) with the form that converts:
+    tf.scan without an initializer (its first element is written before the loop) and indexing a sequence with
+    the loop counter (a StridedSlice whose begin is data)."""
+    path, kwargs = _tf_function(fn)(tmp_path)
+    with pytest.raises(UnsupportedOpsError) as info:
+        parse(freeze(path, **kwargs))
+    assert info.value.exit_code == 2
+    assert expected in str(info.value) + " ".join(e.hint or "" for e in info.value.errors), str(info.value)
