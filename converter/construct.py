@@ -60,7 +60,6 @@ class ConvertedNetwork:
 def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> ConvertedNetwork:
     """Build the network for ``graph`` (already support-checked by :func:`converter.graph.parse`)."""
     from . import ops  # noqa: F401 - registers converters
-    from .registry import REGISTRY
 
     builder, network = trtshim.create_network(builder, strongly_typed=strongly_typed)
     ctx = ConversionContext(network, graph)
@@ -69,31 +68,7 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> Conve
         tensor = network.add_input(spec.name, trtshim.trt_dtype(np.dtype(spec.dtype)), tuple(spec.shape))
         ctx.values[f"{spec.name}:0"] = Value(tensor=tensor)
     aliases = getattr(graph, "aliases", {})
-    for node in graph.nodes:
-        ctx.node = node
-        if node.op in STRUCTURAL_OPS:  # the support check has vetted each of these
-            _structural(ctx, node)
-            continue
-        entry = REGISTRY.get(node.op)
-        if entry is None:  # the support check should have caught it
-            raise ConversionError(node.name, node.op, "no converter for this op")
-        inputs = [ctx.values[ref] for ref in node.inputs]
-        try:
-            result = entry.convert(ctx, node, inputs)
-        except ConversionError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a TensorRT API refusal is reported at the node
-            raise ConversionError(node.name, node.op, f"{type(exc).__name__}: {exc}",
-                                  "this is a converter bug or an unsupported attribute combination") from exc
-        outputs = result if isinstance(result, (list, tuple)) else [result]
-        for idx, value in enumerate(outputs):
-            if value is None:
-                continue
-            ref = f"{node.name}:{idx}"
-            ctx.values[ref] = value
-            _check_shape(node, idx, value)
-            if not value.is_const:
-                ctx.tensor_map[ref] = (value.tensor.name, value.layout)
+    convert_nodes(ctx, graph.nodes)
     produced = dict(ctx.tensor_map)
     for ref, target in aliases.items():  # values folded away have no TensorRT counterpart
         if target is None:
@@ -106,6 +81,50 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> Conve
     log.info("constructed %d layers", network.num_layers)
     return ConvertedNetwork(builder, network, graph, ctx.tensor_map, ctx.keep_alive,
                             list(getattr(graph, "profiles", []) or []))
+
+
+def convert_nodes(ctx: ConversionContext, nodes, record: bool = True, where: str = "", only=None) -> None:
+    """Run each node's converter in order, writing its outputs to ``ctx.values``.
+
+    ``record``: map the outputs in ``ctx.tensor_map`` (what verification can compare with TensorFlow's
+    tensors; not the per-iteration tensors of a loop body, which TensorFlow cannot fetch).  ``where`` is
+    added to errors raised inside a body (which loop they belong to).  ``only``: the names of the nodes to
+    run (a body's live nodes); None runs all.
+    """
+    from .registry import REGISTRY
+    from .tensor_list import TensorList
+
+    for node in nodes:
+        if only is not None and node.name not in only:
+            continue
+        ctx.node = node
+        if node.op in STRUCTURAL_OPS:  # the support check has vetted each of these
+            _structural(ctx, node)
+            continue
+        entry = REGISTRY.get(node.op)
+        if entry is None:  # the support check should have caught it
+            raise ConversionError(node.name, node.op, f"no converter for this op{where}")
+        inputs = [ctx.values[ref] for ref in node.inputs]
+        try:
+            result = entry.convert(ctx, node, inputs)
+        except ConversionError as exc:
+            if where and where not in exc.detail and exc.node == node.name:
+                raise ConversionError(exc.node, exc.op, exc.detail + where, exc.hint) from exc
+            raise
+        except Exception as exc:  # noqa: BLE001 - a TensorRT API refusal is reported at the node
+            raise ConversionError(node.name, node.op, f"{type(exc).__name__}: {exc}{where}",
+                                  "this is a converter bug or an unsupported attribute combination") from exc
+        outputs = result if isinstance(result, (list, tuple)) else [result]
+        for idx, value in enumerate(outputs):
+            if value is None:
+                continue
+            ref = f"{node.name}:{idx}"
+            ctx.values[ref] = value
+            if isinstance(value, TensorList):  # a list handle: TensorFlow's shape is the handle's (a scalar)
+                continue
+            _check_shape(node, idx, value)
+            if record and not value.is_const:
+                ctx.tensor_map[ref] = (value.tensor.name, value.layout)
 
 
 def _structural(ctx: ConversionContext, node) -> None:

@@ -95,6 +95,18 @@ class ConversionContext:
         self.keep_alive: list[np.ndarray] = []
         #: TF tensor ref → (TensorRT tensor name, perm) for bisecting
         self.tensor_map: dict[str, tuple[str, tuple[int, ...]]] = {}
+        #: the loop whose body is being converted (:class:`converter.ops.loops.LoopScope`), else None
+        self.loop_scope = None
+        self._region_names: set[str] = set()
+
+    def unique_name(self, base: str) -> str:
+        """A loop/conditional name not used yet in this network (snapshots identify regions by name)."""
+        name, k = base, 1
+        while name in self._region_names:
+            k += 1
+            name = f"{base}_{k}"
+        self._region_names.add(name)
+        return name
 
     # ------------------------------------------------------------ naming
     def name_layer(self, layer, suffix: str | None = None):

@@ -94,8 +94,12 @@ def _arg_offset(node) -> int:
     return 0 if node.op in ("While", "StatelessWhile") else 1
 
 
-def _freeze_body_args(fdef, new_name: str, frozen_args: dict[int, int], is_loop_body: bool):
-    """A copy of ``fdef`` named ``new_name`` whose arguments ``frozen_args`` (index → dtype) hold values."""
+def _freeze_body_args(fdef, new_name: str, frozen_args: dict[int, int], is_loop_body: bool, library=None, gd=None):
+    """A copy of ``fdef`` named ``new_name`` whose arguments ``frozen_args`` (index → dtype) hold values.
+
+    Control-flow nodes inside the body that read such an argument (a ``tf.cond`` in a loop body reading a
+    variable) get frozen copies of their own bodies, added to ``gd``'s library (``library``: name → function).
+    """
     from tensorflow.core.framework import function_pb2
 
     out = function_pb2.FunctionDef()
@@ -131,6 +135,8 @@ def _freeze_body_args(fdef, new_name: str, frozen_args: dict[int, int], is_loop_
                 nd.attr["T"].type = dtype
                 carriers[f"{nd.name}:output:0"] = dtype
                 changed = True
+    if library is not None:
+        _freeze_nested(out, carriers, library, gd)
     if renamed_outputs:
         for nd in out.node_def:
             new_inputs = [renamed_outputs.get(i, i) for i in nd.input]
@@ -151,6 +157,44 @@ def _freeze_body_args(fdef, new_name: str, frozen_args: dict[int, int], is_loop_
                           "read variables with ReadVariableOp only (the default for Keras and tf.function); "
                           "or freeze the model with tf.compat.v1.graph_util before converting")
     return out
+
+
+def _freeze_nested(fdef, carriers: dict[str, int], library: dict, gd) -> None:
+    """The control-flow nodes of ``fdef`` reading frozen values (``carriers``): their types and bodies follow."""
+    for nd in fdef.node_def:
+        if nd.op not in CONTROL_FLOW_OPS:
+            continue
+        offset = _arg_offset(nd)
+        data = [i for i in nd.input if not i.startswith("^")]
+        frozen = {k - offset: carriers[ref] for k, ref in enumerate(data) if k >= offset and ref in carriers}
+        if not frozen:
+            continue
+        for index, dtype in frozen.items():
+            nd.attr[_TYPE_LIST[nd.op]].list.type[index] = dtype
+            if nd.op in ("While", "StatelessWhile") and index < len(nd.attr["output_shapes"].list.shape):
+                nd.attr["output_shapes"].list.shape[index].Clear()  # the value's shape is not known here
+                nd.attr["output_shapes"].list.shape[index].unknown_rank = True
+        if "_read_only_resource_inputs" in nd.attr:
+            del nd.attr["_read_only_resource_inputs"]
+        _freeze_bodies(nd, frozen, library, gd)
+
+
+def _freeze_bodies(node, frozen: dict[int, int], library: dict, gd) -> None:
+    """Point ``node``'s bodies at copies whose arguments ``frozen`` hold values (added to ``gd``'s library)."""
+    for attr, index in _bodies(node):
+        value = node.attr[attr]
+        name = value.func.name if index is None else value.list.func[index].name
+        fdef = library.get(name)
+        if fdef is None:
+            raise FreezeError(f"'{node.name}' ({node.op}) refers to missing function '{name}'", "re-export the model")
+        new_name = f"{name}_frozen_{len(library)}"
+        new = _freeze_body_args(fdef, new_name, frozen, is_loop_body=attr == "body", library=library, gd=gd)
+        gd.library.function.add().CopyFrom(new)
+        library[new_name] = new
+        if index is None:
+            value.func.name = new_name
+        else:
+            value.list.func[index].name = new_name
 
 
 def freeze_resource_inputs(gd, resource_values: dict[str, np.ndarray], const_node) -> None:
@@ -190,21 +234,7 @@ def freeze_resource_inputs(gd, resource_values: dict[str, np.ndarray], const_nod
                     shapes[k].dim.add().size = int(d)
         if not frozen:
             continue
-        for attr, index in _bodies(node):
-            value = node.attr[attr]
-            name = value.func.name if index is None else value.list.func[index].name
-            fdef = library.get(name)
-            if fdef is None:
-                raise FreezeError(f"'{node.name}' ({node.op}) refers to missing function '{name}'",
-                                  "re-export the model")
-            new_name = f"{name}_frozen_{len(library)}"
-            new = _freeze_body_args(fdef, new_name, frozen, is_loop_body=attr == "body")
-            gd.library.function.add().CopyFrom(new)
-            library[new_name] = new
-            if index is None:
-                value.func.name = new_name
-            else:
-                value.list.func[index].name = new_name
+        _freeze_bodies(node, frozen, library, gd)
         for key in ("_read_only_resource_inputs",):
             if key in node.attr:
                 del node.attr[key]

@@ -56,11 +56,12 @@ class TensorSpec:
     dtype: str = "float32"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        return {"name": self.name, "shape": None if self.shape is None else list(self.shape), "dtype": self.dtype}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TensorSpec":
-        return cls(d["name"], tuple(int(x) for x in d["shape"]), d.get("dtype", "float32"))
+        shape = d["shape"]  # None: unknown rank (only the arguments of a loop body can be)
+        return cls(d["name"], None if shape is None else tuple(int(x) for x in shape), d.get("dtype", "float32"))
 
 
 @dataclass
@@ -920,11 +921,29 @@ def _freeze_concrete(concrete, input_names: list[str], extra: dict, outputs, out
         specs.append((t.name.split(":")[0], TensorSpec(name, tuple(dims), t.dtype.name)))
     values = _capture_values(concrete)
     gd = inline_functions(concrete.graph.as_graph_def())
+    _refuse_random_ops(gd, list(out_map.values()))
     constants: dict[str, np.ndarray] = {}
     gd = _replace_resources(gd, values, constants)
     del values
     specs += _declared_defaults(gd, extra, [s.name for _, s in specs])
     return _finish(gd, specs, out_map, constants)
+
+
+def _refuse_random_ops(gd, outputs: list[str]) -> None:
+    """Random numbers feeding an output mean dropout/noise layers traced in training mode.  Freezing would turn
+    their seed variables into constants and fold the draws into one fixed mask: an engine that converts and
+    "verifies" (TensorFlow's frozen graph draws the same mask) but is not the model.  Refuse it here, before
+    folding hides it."""
+    from .graph import RANDOM_OPS
+
+    wanted = _ancestors(gd, [_src(o) for o in outputs])
+    random = sorted(n.name for n in gd.node if n.op in RANDOM_OPS and n.name in wanted)
+    if random:
+        shown = ", ".join(random[:3]) + (f" and {len(random) - 3} more" if len(random) > 3 else "")
+        raise FreezeError(f"the outputs depend on random values ({shown}): dropout, noise or augmentation layers "
+                          "traced in training mode",
+                          "export the model in inference mode: call it with training=False (or drop those layers) "
+                          "in the function you convert")
 
 
 def _declared_defaults(gd, extra: dict, input_names: list[str]) -> list[tuple[str, TensorSpec]]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import ConversionError, DamagedGraphError, InternalError, UnsupportedOpsError
 from .freeze import EXTERNAL_ATTR, FrozenGraph, TensorSpec, _src
+from .functions import build_subgraphs, subgraph_roles
 from .structural import CONTROL_ONLY_OPS, PASS_THROUGH_OPS, STRUCTURAL_OPS
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class Graph:
         self.by_name = {n.name: n for n in nodes}
         self.inputs = inputs
         self.outputs = outputs
+        #: bodies of control-flow nodes: node name → role ("body", "cond"…) → Graph (:mod:`converter.functions`)
+        self.subgraphs: dict[str, dict[str, Graph]] = {}
         self.consumers: dict[str, list[Node]] = {}
         self.refresh()
 
@@ -161,17 +164,8 @@ class Graph:
         are left out.
         """
         arrays: dict[str, np.ndarray] = {}
-        doc = {
-            "format": GRAPH_FORMAT,
-            "nodes": [_node_record(n, arrays) for n in self.nodes],
-            "inputs": [spec.to_dict() for spec in self.inputs],
-            "outputs": [str(o) for o in self.outputs],
-            # absent (a graph fuse never saw) and empty are kept apart: construct treats both alike, but a
-            # round trip should not invent state
-            "aliases": None if "aliases" not in self.__dict__ else [[k, v] for k, v in self.aliases.items()],
-        }
-        if self.profiles:  # only then: a static graph's bytes (and digest) stay what they always were
-            doc["profiles"] = self.profiles
+        doc = self._doc(arrays, "")
+        doc["format"] = GRAPH_FORMAT
         text = json.dumps(doc, sort_keys=True, allow_nan=False, separators=(",", ":")).encode("utf-8")
         buf = io.BytesIO()
         buf.write(_GRAPH_HEADER + str(len(text)).encode() + b"\n" + text)
@@ -200,21 +194,43 @@ class Graph:
             arrays = {label: np.load(buf, allow_pickle=False) for label in labels}
             if buf.read(1):
                 raise ValueError("trailing bytes after the last array")
-            nodes = [_node_from_record(rec, arrays) for rec in doc["nodes"]]
-            inputs = [TensorSpec.from_dict(d) for d in doc["inputs"]]
-            outputs = [_str(o) for o in doc["outputs"]]
-            aliases = doc["aliases"]
-            profiles = doc.get("profiles", [])
-            if aliases is not None:
-                aliases = {_str(k): None if v is None else _str(v) for k, v in aliases}
+            graph = cls._from_doc(doc, arrays)
         except DamagedGraphError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged blob
             raise DamagedGraphError(f"damaged parsed-graph blob: {type(exc).__name__}: {exc}") from exc
-        graph = cls(nodes, inputs, outputs, profiles)
+        log.debug("loaded a parsed graph: %d nodes, %d arrays", len(graph.nodes), len(arrays))
+        return graph
+
+    def _doc(self, arrays: dict[str, np.ndarray], prefix: str) -> dict:
+        """The JSON record of this graph (subgraphs nested), its arrays added to ``arrays``."""
+        doc = {
+            "nodes": [_node_record(n, arrays, prefix) for n in self.nodes],
+            "inputs": [spec.to_dict() for spec in self.inputs],
+            "outputs": [str(o) for o in self.outputs],
+            # absent (a graph fuse never saw) and empty are kept apart: construct treats both alike, but a
+            # round trip should not invent state
+            "aliases": None if "aliases" not in self.__dict__ else [[k, v] for k, v in self.aliases.items()],
+        }
+        if self.profiles:  # only then: a static graph's bytes (and digest) stay what they always were
+            doc["profiles"] = self.profiles
+        if self.subgraphs:  # likewise for graphs without control flow
+            doc["subgraphs"] = [[name, [[role, sub._doc(arrays, f"{prefix}{name}/{role}/")]
+                                        for role, sub in roles.items()]]
+                                for name, roles in self.subgraphs.items()]
+        return doc
+
+    @classmethod
+    def _from_doc(cls, doc: dict, arrays: dict[str, np.ndarray]) -> "Graph":
+        nodes = [_node_from_record(rec, arrays) for rec in doc["nodes"]]
+        inputs = [TensorSpec.from_dict(d) for d in doc["inputs"]]
+        outputs = [_str(o) for o in doc["outputs"]]
+        aliases = doc["aliases"]
+        graph = cls(nodes, inputs, outputs, doc.get("profiles", []))
         if aliases is not None:
-            graph.aliases = aliases
-        log.debug("loaded a parsed graph: %d nodes, %d arrays", len(nodes), len(arrays))
+            graph.aliases = {_str(k): None if v is None else _str(v) for k, v in aliases}
+        for name, roles in doc.get("subgraphs", []):
+            graph.subgraphs[_str(name)] = {_str(role): cls._from_doc(sub, arrays) for role, sub in roles}
         return graph
 
 
@@ -225,7 +241,7 @@ _GRAPH_HEADER = b"TF2TRTGRAPH1\n"
 _TAGS = ("array", "scalar", "float", "bytes", "tuple", "dict", "objects")
 
 
-def _node_record(node: Node, arrays: dict[str, np.ndarray]) -> dict:
+def _node_record(node: Node, arrays: dict[str, np.ndarray], prefix: str = "") -> dict:
     shapes = []
     for s in node.output_shapes:
         if s is not None and not isinstance(s, (tuple, list)):
@@ -233,7 +249,8 @@ def _node_record(node: Node, arrays: dict[str, np.ndarray]) -> dict:
         shapes.append(None if s is None else [int(d) for d in s])
     return {"name": node.name, "op": node.op, "inputs": list(node.inputs), "output_shapes": shapes,
             # in key order, like the JSON, so the arrays' order does not depend on how the attrs were added
-            "attrs": {key: _encode(node.attrs[key], f"{node.name}/{key}", arrays) for key in sorted(node.attrs)}}
+            "attrs": {key: _encode(node.attrs[key], f"{prefix}{node.name}/{key}", arrays)
+                      for key in sorted(node.attrs)}}
 
 
 def _node_from_record(rec: dict, arrays: dict[str, np.ndarray]) -> Node:
@@ -333,6 +350,7 @@ def from_frozen(frozen: FrozenGraph) -> Graph:
     order = _topo_order(frozen.graph_def)
     defs = {n.name: n for n in frozen.graph_def.node}
     nodes = []
+    subgraphs = {}
     for name in order:
         nd = defs[name]
         if nd.op == "Placeholder" and EXTERNAL_ATTR in nd.attr:
@@ -347,7 +365,29 @@ def from_frozen(frozen: FrozenGraph) -> Graph:
                 shapes.append(None if s.unknown_rank else tuple(int(d.size) for d in s.dim))
         inputs = [tensor_ref(i) for i in nd.input if not i.startswith("^")]
         nodes.append(Node(nd.name, nd.op, inputs, attrs, shapes))
-    return Graph(nodes, list(frozen.inputs), list(frozen.outputs), frozen.meta.get("profiles", []))
+        if subgraph_roles(nd.op):
+            by_name = {n.name: n for n in nodes}
+            consts = {}
+            for k, ref in enumerate(inputs):
+                src = by_name.get(_src(ref))
+                if src is not None and src.op == "Const" and ref.endswith(":0"):
+                    consts[k] = src.attrs["value"]
+            subgraphs[nd.name] = build_subgraphs(frozen.graph_def, nd, consts)
+    graph = Graph(nodes, list(frozen.inputs), list(frozen.outputs), frozen.meta.get("profiles", []))
+    graph.subgraphs = subgraphs
+    return graph
+
+
+def resolve_identity(graph: Graph, ref: str) -> str:
+    """``ref`` with the ``Identity`` nodes in front of it skipped (the tensor that actually produces it)."""
+    seen = 0
+    while True:
+        node = graph.by_name.get(_src(ref))
+        if node is None or node.op not in ("Identity", "StopGradient", "Snapshot") or not ref.endswith(":0") \
+                or not node.inputs or seen > len(graph.nodes):
+            return ref
+        ref = tensor_ref(node.inputs[0])
+        seen += 1
 
 
 def _check_structural(node: Node, graph: Graph, declared: set[str]) -> list[tuple[str, ConversionError]]:
@@ -423,6 +463,20 @@ def _arity_problem(node: Node) -> ConversionError | None:
                            "the GraphDef is malformed (edited or damaged after export): re-export the model")
 
 
+#: ops that draw random numbers: in an inference graph they come from dropout/noise layers left in training mode
+RANDOM_OPS = frozenset({
+    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal", "RandomShuffle",
+    "RandomGamma", "RandomPoisson", "RandomPoissonV2", "Multinomial", "StatelessRandomUniform",
+    "StatelessRandomUniformV2", "StatelessRandomUniformInt", "StatelessRandomUniformIntV2",
+    "StatelessRandomUniformFullInt", "StatelessRandomUniformFullIntV2", "StatelessRandomNormal",
+    "StatelessRandomNormalV2", "StatelessTruncatedNormal", "StatelessTruncatedNormalV2",
+    "StatelessMultinomial", "StatefulUniform", "StatefulUniformInt", "StatefulUniformFullInt",
+    "StatefulStandardNormalV2", "StatefulTruncatedNormal", "RngReadAndSkip", "RngSkip",
+    "StatelessRandomGetKeyCounter", "StatelessRandomUniformFullIntV2", "StatelessRandomGetKeyCounterAlg",
+    "StatelessRandomNormalV3", "StatelessParameterizedTruncatedNormal", "ParameterizedTruncatedNormal",
+})
+
+
 def check_support(graph: Graph) -> None:
     """Raise :class:`UnsupportedOpsError` listing every op (and node) that cannot convert.
 
@@ -437,7 +491,6 @@ def check_support(graph: Graph) -> None:
     counts: Counter = Counter()
     examples: dict[str, list[str]] = {}
     errors: list[ConversionError] = []
-    declared = {spec.name for spec in graph.inputs}
 
     def report(node_name: str, key: str, problem: ConversionError) -> None:
         counts[key] += 1
@@ -445,32 +498,7 @@ def check_support(graph: Graph) -> None:
         if counts[key] == 1:
             errors.append(problem)
 
-    for node in graph.nodes:
-        if node.op in STRUCTURAL_OPS:
-            # the constructor handles these itself; registered entries (Const, Identity…) only document them
-            for summary, problem in _check_structural(node, graph, declared):
-                report(node.name, f"{node.op} ({summary})", problem)
-            continue
-        entry = REGISTRY.get(node.op)
-        if entry is None and _is_control_flow(node.op):
-            report(node.name, node.op,
-                   ConversionError(node.name, node.op, "control flow (a while loop, a conditional or a "
-                                   "TensorList/TensorArray: what Keras recurrent layers and tf.while_loop/tf.cond "
-                                   "compile to) does not convert to TensorRT loops and conditionals yet",
-                                   CONTROL_FLOW_HINT))
-            continue
-        arity = _arity_problem(node) if entry is not None else None
-        if arity is not None:
-            report(node.name, f"{node.op} (wrong number of inputs)", arity)
-            continue
-        if entry is None:
-            report(node.name, node.op,
-                   ConversionError(node.name, node.op, "no converter for this op",
-                                   "see docs/ops.md for supported ops; rewrite the model to avoid it "
-                                   "or open an issue with the op name"))
-            continue
-        for problem in entry.check(node, graph):
-            report(node.name, f"{node.op} ({problem.detail})", problem)
+    _check_nodes(graph, report, REGISTRY, "")
     for spec in graph.inputs:
         if spec.dtype not in SUPPORTED_DTYPES:
             counts[f"input dtype {spec.dtype}"] += 1
@@ -479,6 +507,59 @@ def check_support(graph: Graph) -> None:
                                           "cast the input to float32/int32 in the model"))
     if counts:
         raise UnsupportedOpsError(errors, counts, examples)
+
+
+def _check_nodes(graph: Graph, report, registry, where: str) -> None:
+    """The support check of one graph's nodes, and of the bodies of its control-flow nodes.
+
+    ``where`` says which body a graph is (``" (in the body of While 'rnn/while')"``); problems inside a
+    body name the body's node and the loop it belongs to.
+    """
+    declared = {spec.name for spec in graph.inputs}
+
+    def at(problem: ConversionError) -> ConversionError:
+        if not where:
+            return problem
+        located = ConversionError(problem.node, problem.op, f"{problem.detail}{where}", problem.hint)
+        located.exit_code = problem.exit_code
+        return located
+
+    for node in graph.nodes:
+        if node.op in STRUCTURAL_OPS:
+            # the constructor handles these itself; registered entries (Const, Identity…) only document them
+            for summary, problem in _check_structural(node, graph, declared):
+                report(node.name, f"{node.op} ({summary})", at(problem))
+            continue
+        entry = registry.get(node.op)
+        if entry is None and _is_control_flow(node.op):
+            report(node.name, node.op,
+                   at(ConversionError(node.name, node.op, "this form of control flow (a conditional, a TF1 "
+                                   "loop frame, a TensorArray or a TensorList op other than a while loop's reads, "
+                                   "writes and stacks) does not convert to TensorRT yet",
+                                   CONTROL_FLOW_HINT)))
+            continue
+        arity = _arity_problem(node) if entry is not None else None
+        if arity is not None:
+            report(node.name, f"{node.op} (wrong number of inputs)", at(arity))
+            continue
+        if entry is None and node.op in RANDOM_OPS:
+            report(node.name, f"{node.op} (random values: dropout or noise left in training mode)",
+                   at(ConversionError(node.name, node.op,
+                                      "random values in an inference graph (dropout, noise or augmentation left "
+                                      "in training mode): an engine cannot reproduce TensorFlow's random stream",
+                                      "export the model in inference mode (call it with training=False, or "
+                                      "drop the Dropout/GaussianNoise/augmentation layers before export)")))
+            continue
+        if entry is None:
+            report(node.name, node.op,
+                   at(ConversionError(node.name, node.op, "no converter for this op",
+                                      "see docs/ops.md for supported ops; rewrite the model to avoid it "
+                                      "or open an issue with the op name")))
+            continue
+        for problem in entry.check(node, graph):
+            report(node.name, f"{node.op} ({problem.detail})", at(problem))
+        for role, sub in graph.subgraphs.get(node.name, {}).items():
+            _check_nodes(sub, report, registry, f" (in the {role} of {node.op} '{node.name}'){where}")
 
 
 def parse(frozen: FrozenGraph) -> Graph:

@@ -1,4 +1,4 @@
 """Converters, grouped by op family; importing this package registers them all."""
 
-from . import (array, detection, image, indexing, math, math_ext, matrix, nn, pooling_ext, quant,  # noqa: F401
-               segments, special)
+from . import (array, conditionals, detection, image, indexing, loops, math, math_ext, matrix, nn,  # noqa: F401
+               pooling_ext, quant, segments, special)

@@ -136,8 +136,13 @@ def static_inputs(*indices: int, what: str = "this input"):
     def check(node, graph):
         for i in indices:
             if -len(node.inputs) <= i < len(node.inputs) and not is_static(graph, node.inputs[i]):
+                hint = "give the model static shapes and constant parameters"
+                if getattr(graph, "is_loop_body", False):  # typically x[i] with the loop counter i
+                    hint = ("inside a loop, read element i of a sequence through a tensor list "
+                            "(tf.TensorArray(...).unstack(x) then .read(i)) or iterate with tf.map_fn / tf.scan; "
+                            + hint)
                 return ConversionError(node.name, node.op, f"{what} must be a constant or computed from static shapes",
-                                       "give the model static shapes and constant parameters")
+                                       hint)
         return None
 
     return check

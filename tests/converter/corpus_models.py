@@ -195,10 +195,7 @@ CORPUS = [
                          "decoder_padding_mask")))),
     Entry("ViTBackbone", "keras-hub", ".keras", "vit.keras", vit_backbone),
     Entry("ImageClassifier (ResNet)", "keras-hub", "SavedModel (model.export())", "resnet", resnet_classifier_export),
-    Entry("Embedding + LSTM", "Keras 3", ".keras", "lstm.keras", keras_lstm,
-          expect=(2, "build Keras recurrent layers with unroll=True"),
-          why="recurrent layer: it freezes exactly (loop body kept, its variables constants), but While → "
-              "TensorRT ILoop is not converted yet (issue 9); the error says so and hints unroll=True"),
+    Entry("Embedding + LSTM", "Keras 3", ".keras", "lstm.keras", keras_lstm),
     Entry("Embedding + Conv1D", "tf_keras", ".h5", "cnn.h5", tf_keras_h5),
     Entry("Embedding + Conv1D", "tf_keras", "tf_keras SavedModel", "cnn_tf", tf_keras_saved_model),
     Entry("tf.Module with variables", "tf.Module", "SavedModel (tf.saved_model.save)", "module", tf_module),

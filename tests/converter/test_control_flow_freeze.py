@@ -2,8 +2,9 @@
 constants, and the frozen graph computes what the model computes — on real Keras recurrent layers (Keras 3 and
 tf_keras), ``tf.saved_model.save`` and ``tf.function`` loops/conditionals, with random weights and fixed seeds.
 
-Converting loops to TensorRT is not done yet: the support check names every control-flow op at once with the
-unroll hint, and the unrolled form of the same layers converts and verifies."""
+Converting those loops is tested in tests/converter/ops/test_loops.py, conditionals in
+tests/converter/ops/test_conditionals.py; here a SavedModel with both converts and verifies, and the unrolled form of
+the recurrent layers converts and verifies too."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import numpy as np
 import pytest
 
 from converter import construct, freeze
-from converter.errors import UnsupportedOpsError
-from converter.graph import CONTROL_FLOW_HINT, parse
+from converter.graph import parse
 from converter.verify import TensorFlowRunner, verify
 
 
@@ -77,17 +77,6 @@ def _frozen_matches(frozen, model_fn):
         np.testing.assert_allclose(got[name], np.asarray(ref), rtol=1e-5, atol=1e-6)
 
 
-def _assert_reports_control_flow(frozen, expected_ops):
-    with pytest.raises(UnsupportedOpsError) as info:
-        parse(frozen)
-    err = info.value
-    assert err.exit_code == 2
-    assert set(expected_ops) <= set(err.counts), err.counts
-    flow = [e for e in err.errors if e.op in expected_ops]
-    assert flow and all(e.hint == CONTROL_FLOW_HINT for e in flow)
-    assert "does not convert to TensorRT loops and conditionals yet" in str(err.errors[0])
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_keras_recurrent_layers_freeze_exactly(name, tmp_path):
     import keras
@@ -103,7 +92,6 @@ def test_keras_recurrent_layers_freeze_exactly(name, tmp_path):
     assert bodies and not any(nd.op == "ReadVariableOp" for f in bodies for nd in f.node_def)
     reloaded = type(frozen).from_bytes(frozen.to_bytes())
     _frozen_matches(reloaded, lambda *x: keras.models.load_model(path)(*x))
-    _assert_reports_control_flow(frozen, {"While"})
 
 
 def test_tf_keras_lstm_from_h5(tmp_path):
@@ -112,7 +100,7 @@ def test_tf_keras_lstm_from_h5(tmp_path):
     model.save(path)
     frozen = freeze(str(path))
     _frozen_matches(frozen, lambda x: model(x).numpy())
-    _assert_reports_control_flow(frozen, {"StatelessWhile"})  # tf_keras traces a stateless loop
+    assert "StatelessWhile" in frozen.op_counts()  # tf_keras traces a stateless loop
 
 
 def test_saved_model_with_a_loop_and_a_conditional_reading_variables(tmp_path):
@@ -143,7 +131,14 @@ def test_saved_model_with_a_loop_and_a_conditional_reading_variables(tmp_path):
         feeds[frozen.inputs[0].name] = np.abs(x) * (1 if seed == 0 else -1)
         got = TensorFlowRunner(frozen).run(feeds, frozen.outputs)[frozen.outputs[0]]
         np.testing.assert_allclose(got, module(feeds[frozen.inputs[0].name]).numpy(), rtol=1e-5, atol=1e-6)
-    _assert_reports_control_flow(frozen, {"While", "StatelessWhile", "If", "StatelessIf"} & set(ops))
+    # and it converts: the loop and the conditional after it, verified with each branch taken
+    net = construct(parse(frozen))
+    kinds = {layer["type"] for layer in net.snapshot.layers}
+    assert {"TRIP_LIMIT", "CONDITION", "CONDITIONAL_OUTPUT"} <= kinds, kinds
+    for taken in ((0.1, 1.0), (-1.0, -0.1)):  # reduce_sum(x) > 0, then < 0
+        report = verify(frozen, net.snapshot, samples=2, intermediates=True,
+                        input_ranges={frozen.inputs[0].name: taken})
+        assert report.passed and report.intermediates["failed"] == 0, report.render()
 
 
 @pytest.mark.parametrize("layer", ["LSTM", "GRU", "SimpleRNN"])

@@ -358,3 +358,42 @@ def test_another_process_parses_the_same_bytes_and_constructs_without_tensorflow
     assert out["tf_loaded"] == []
     assert out["digest"] == construct(graph).snapshot.digest()
     assert out["blob"] == hashlib.sha256(graph.to_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("layer", ["Dropout", "GaussianNoise", "GaussianDropout"])
+def test_random_layers_left_in_training_mode_are_reported_with_a_hint(layer):
+    """A Keras model traced while its Dropout/noise layers still draw random numbers (called with training=True)
+    is a user mistake: freeze refuses it (exit 2) before folding turns the draws into one fixed mask."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((6,), name="x")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), getattr(keras.layers, layer)(0.3)])
+    import tensorflow as tf
+
+    # the mistake: a serving function that calls the model in training mode
+    serve = tf.function(lambda x: model(x, training=True), input_signature=[tf.TensorSpec([2, 6], tf.float32)])
+    from converter.errors import FreezeError
+
+    with pytest.raises(FreezeError) as info:
+        freeze(serve)
+    err = info.value
+    assert err.exit_code == 2
+    assert "depend on random values" in str(err) and "training=False" in (err.hint or ""), str(err)
+
+
+def test_a_random_op_the_support_check_sees_has_the_same_hint():
+    """A GraphDef that still holds a random op (e.g. a .pb frozen elsewhere) meets the same hint at parse time."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [2, 3], name="x")
+        tf.identity(x * tf.random.uniform([2, 3], seed=1), name="y")
+    from converter.freeze import FrozenGraph, TensorSpec, add_shapes
+
+    frozen = FrozenGraph(add_shapes(graph.as_graph_def()), [TensorSpec("x", (2, 3), "float32")], ["y:0"])
+    with pytest.raises(UnsupportedOpsError) as info:
+        parse(frozen)
+    assert "random values: dropout or noise left in training mode" in str(info.value)
+    assert any("training=False" in (e.hint or "") for e in info.value.errors)

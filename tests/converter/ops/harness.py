@@ -181,7 +181,8 @@ def run_case(c: Case) -> Outcome:
     from converter.verify import compare
 
     frozen, func, graph, network = convert_case(c)
-    frozen_ops = {n.op for n in frozen.graph_def.node}
+    frozen_ops = {n.op for n in frozen.graph_def.node}  # and the ops of control-flow bodies
+    frozen_ops |= {n.op for f in frozen.graph_def.library.function for n in f.node_def}
     missing = set(c.ops) - frozen_ops
     assert not missing, f"case {c.id} declares ops {sorted(missing)} its graph lacks (it has {sorted(frozen_ops)})"
     feeds = feeds_for(c)

@@ -9,13 +9,13 @@ import tensorflow as tf
 from converter.errors import UnsupportedOpsError
 from converter.graph import parse
 
-from . import (test_array_ops, test_image_ops2, test_image_quant_ops, test_indexing_ops, test_math_ops,
-               test_math_ops2, test_matrix_ops, test_nn_ops, test_op_regressions, test_patterns)
+from . import (test_array_ops, test_control_flow_ops, test_image_ops2, test_image_quant_ops, test_indexing_ops,
+               test_math_ops, test_math_ops2, test_matrix_ops, test_nn_ops, test_op_regressions, test_patterns)
 from .harness import case, f32, freeze_case, i32
 
 TABLES = [test_array_ops.TABLE, test_image_quant_ops.TABLE, test_math_ops.TABLE, test_nn_ops.TABLE,
           test_patterns.TABLE, test_indexing_ops.TABLE, test_image_ops2.TABLE, test_math_ops2.TABLE,
-          test_matrix_ops.TABLE, test_op_regressions.TABLE]
+          test_matrix_ops.TABLE, test_op_regressions.TABLE, test_control_flow_ops.TABLE]
 
 
 def test_every_registered_op_has_a_conformance_case():
