@@ -467,9 +467,11 @@ def shuffle(ctx: ConversionContext, x: Value, reshape=None, transpose=None, seco
     first = inverse_perm(x.layout)
     if transpose is not None:
         first = tuple(first[t] for t in transpose)
+    dims = None if reshape is None else tuple(int(d) for d in reshape)
     params = layers.shuffle.Params(first_transpose=None if first == identity_perm(len(first)) else first,
-                                   reshape_dims=None if reshape is None else tuple(int(d) for d in reshape),
-                                   second_transpose=None if second is None else tuple(second))
+                                   reshape_dims=dims, second_transpose=None if second is None else tuple(second),
+                                   # a 0 in a TF shape is an empty axis, not TensorRT's "copy this dimension"
+                                   zero_is_placeholder=not (dims and 0 in dims))
     layer = ctx.add(layers.shuffle, [ctx.tensor(x, x.layout)], params, suffix=suffix)
     return ctx.out(layer.get_output(0))
 
@@ -511,7 +513,7 @@ def reshape(ctx: ConversionContext, x: Value, shape, suffix=None) -> Value:
         phys_nonunit = [mapping[a] for a in x.layout if a in mapping]
         ones = [a for a in range(len(shape)) if shape[a] == 1]
         layout = tuple(phys_nonunit + ones)
-        params = layers.shuffle.Params(reshape_dims=tuple(shape[a] for a in layout))
+        params = layers.shuffle.Params(reshape_dims=tuple(shape[a] for a in layout), zero_is_placeholder=0 not in shape)
         layer = ctx.add(layers.shuffle, [ctx.tensor(x, x.layout)], params, suffix=suffix)
         return ctx.out(layer.get_output(0), layout)
     return shuffle(ctx, x, reshape=shape, suffix=suffix)

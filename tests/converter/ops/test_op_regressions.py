@@ -91,3 +91,11 @@ def test_cast_to_uint32_is_rejected_by_the_support_check():
 def test_uint32_input_is_rejected_by_the_support_check():
     err = _unsupported(lambda x: x + tf.constant(1, tf.uint32), [In((3,), "uint32", 0, 5)])
     assert "uint32" in str(err)
+
+
+def test_reshape_to_an_empty_axis_is_not_a_placeholder():
+    """A 0 in a TF target shape is an empty axis; TensorRT's shuffle reads 0 as "copy the input dimension"
+    unless told otherwise (it refused the layer: "zero placeholder that refers to invalid axis")."""
+    c = case("Reshape/to_empty_axis", lambda x: tf.reshape(tf.slice(x, [0, 0], [2, 0]), [0, 3, 2]) * 2.0,
+             [f32(2, 6)], ("Reshape",))
+    run_case(c)
