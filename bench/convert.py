@@ -2,13 +2,16 @@
 
     /work/venv/bin/python bench/convert.py [--models resnet50,vgg16] [--repeat N] [--skip-peer]
                                           [--peer-mem-gb 16] [--converter-ref REF | --converter-src DIR]
-                                          [--no-docs] [--render RESULT.json]
+                                          [--section convert|rnn] [--no-docs] [--render RESULT.json]
+    /work/venv/bin/python bench/convert.py --section rnn --timeout 900     # lstm_text, gru_text
 
-For each model (tf.keras.applications, weights=None, fixed seed, cached in bench/.models/) and each
+For each model (bench/_models.py: tf.keras.applications with weights=None, or the recurrent text
+classifiers lstm_text / gru_text with an int32 token input; fixed seed, cached in bench/.models/) and each
 repeat, two child processes run one after the other, each measured with os.wait4 (exit status, wall
 time, peak RSS = ru_maxrss of that child):
 
-* ours: ``python -m converter convert MODEL.keras --engine OUT.plan --json`` (run from --converter-src,
+* ours: ``python -m converter convert MODEL.keras --engine OUT.plan --json --batch-range 1,1,1`` (static
+  batch 1 like the peer; --ours-batch-range 1,1,8 gives the CLI's default dynamic batch profile; run from --converter-src,
   the working tree by default, or from ``git archive REF`` of converter/ with --converter-ref, so that a
   half-edited working tree does not get benchmarked); stage timings come from its JSON line.
   .keras→engine = freeze + parse + construct + optimize (TensorFlow's import is excluded by the CLI).
@@ -21,7 +24,9 @@ time, peak RSS = ru_maxrss of that child):
 Both build with the same builder settings (optimization level 3, TensorRT-RTX defaults otherwise).
 Times are medians over --repeat runs; peak memory is the maximum.  Results go to
 bench/results/convert-<stamp>.{json,md} (and convert-latest.*) and, unless --no-docs, into the
-``convert`` section of docs/bench.md.
+``convert`` section of docs/bench.md.  ``--section rnn`` benchmarks the recurrent models instead (its
+default --models) and writes bench/results/convert-rnn-*.{json,md} and the ``convert-rnn`` section, so
+the ResNet50/VGG16 ``convert`` section is left as it is.
 """
 
 from __future__ import annotations
@@ -49,6 +54,13 @@ PEER_CHECK = ("import json, tf2onnx, tensorflow as tf, onnx, tensorrt_rtx as trt
 
 OURS_STAGES = ("freeze", "parse", "construct", "optimize")
 PEER_STAGES = ("load", "tf2onnx", "serialize", "parse", "build")
+
+#: --section: (default --models, docs/bench.md section = results file stem, table heading)
+SECTIONS = {
+    "convert": ("resnet50,vgg16", "convert", "Conversion: tf2trt vs tf2onnx + TensorRT ONNX parser"),
+    "rnn": ("lstm_text,gru_text", "convert-rnn",
+            "Conversion of recurrent models (While loop → TensorRT loop): tf2trt vs tf2onnx + TensorRT ONNX parser"),
+}
 
 TARGETS = {
     "parse_construct_s": ("resnet50", 0.5, "ResNet50 parse+construct ≤ 0.5 s"),
@@ -99,9 +111,10 @@ def ensure_peer_venv(venv: Path, pins: list[str]) -> tuple[Path, dict]:
 # ----------------------------------------------------------------------------- one run each
 
 def run_ours(python: str, src: Path, model: str, out_dir: Path, tag: str, timeout: float,
-             mem_cap: int | None) -> dict:
+             mem_cap: int | None, batch_range: str | None = None) -> dict:
     engine = out_dir / f"{tag}.ours.plan"
-    run = run_measured([python, "-m", "converter", "convert", model, "--engine", str(engine), "--json"],
+    extra = ["--batch-range", batch_range] if batch_range else []
+    run = run_measured([python, "-m", "converter", "convert", model, "--engine", str(engine), "--json", *extra],
                        cwd=src, env=child_env(), timeout_s=timeout, mem_cap_bytes=mem_cap,
                        log_prefix=out_dir / f"{tag}.ours")
     rec = _base_record(run)
@@ -330,8 +343,9 @@ def _summarize_error(text: str) -> str:
 
 def render_markdown(data: dict) -> str:
     m = data["machine"]
+    heading = SECTIONS[data.get("section", "convert")][2]
     lines = [
-        f"### Conversion: tf2trt vs tf2onnx + TensorRT ONNX parser — {m['date'][:10]}",
+        f"### {heading} — {m['date'][:10]}",
         "",
         f"Measured {m['date']} on {m['cores']} cores ({m.get('cpu', '?')}, {', '.join(m.get('cpu_simd', []))}), "
         f"{m.get('mem_total_gib', '?')} GiB RAM ({m.get('mem_available_gib_at_start', '?')} GiB available at start, "
@@ -342,7 +356,10 @@ def render_markdown(data: dict) -> str:
         f"Ours: tf2trt from `{data['ours_source']['source']}` at commit `{(data['ours_source'].get('commit') or '?')[:10]}`"
         + (f" with uncommitted changes to {', '.join(f.split()[-1] for f in data['ours_source']['dirty_converter_files'])}"
            if data["ours_source"].get("dirty_converter_files") else " (clean)")
-        + f"; {data.get('ours_versions', {})}.",
+        + f"; {data.get('ours_versions', {})}."
+        + (f" Built with `--batch-range {data['ours_batch_range']}`"
+           + (" (a static batch-1 network, like the peer's)." if data["ours_batch_range"] == "1,1,1" else ".")
+           if data.get("ours_batch_range") else ""),
         "",
     ]
     if data.get("peer_versions"):
@@ -401,19 +418,26 @@ def render_saved(path: Path, docs: bool) -> int:
     print_table("Targets for ours", ["target", "model", "measured", "verdict"], target_rows(data["results"]))
     path.with_suffix(".md").write_text(md)
     if docs:
-        update_docs_section("convert", md)
-        print("docs/bench.md: convert section updated")
+        name = SECTIONS[data.get("section", "convert")][1]
+        update_docs_section(name, md)
+        print(f"docs/bench.md: {name} section updated")
     return 0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="resnet50,vgg16")
+    ap.add_argument("--section", choices=sorted(SECTIONS), default="convert",
+                    help="convert: ResNet50/VGG16 (the default models) into docs/bench.md's convert section; "
+                         "rnn: the recurrent text classifiers lstm_text,gru_text into the convert-rnn section")
+    ap.add_argument("--models", help="comma-separated (default: the section's models)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--peer-mem-gb", type=float, default=16.0, help="RLIMIT_AS for the peer (GiB, default 16)")
     ap.add_argument("--ours-mem-gb", type=float, default=0, help="RLIMIT_AS for ours (GiB, default: none)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
+    ap.add_argument("--ours-batch-range", default="1,1,1", metavar="MIN,OPT,MAX",
+                    help="ours' --batch-range (default 1,1,1: static batch 1, as the peer builds; the CLI's own "
+                         "default is 1,1,8, a dynamic batch profile); empty: leave it to the CLI")
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--converter-src", default=str(REPO), help="directory holding the converter package")
     ap.add_argument("--converter-ref", help="benchmark the converter as committed at this git ref (e.g. HEAD), "
@@ -427,7 +451,8 @@ def main(argv=None) -> int:
     if args.render:
         return render_saved(Path(args.render), docs=not args.no_docs)
 
-    names = [n.strip().lower() for n in args.models.split(",") if n.strip()]
+    default_models, section_name, _ = SECTIONS[args.section]
+    names = [n.strip().lower() for n in (args.models or default_models).split(",") if n.strip()]
     if args.converter_ref:
         src, src_info = export_ref(args.converter_ref)
     else:
@@ -447,7 +472,7 @@ def main(argv=None) -> int:
          "print(json.dumps({'tensorflow': tf.__version__, 'keras': keras.__version__, 'tensorrt_rtx': t.__version__,"
          "'numpy': numpy.__version__}))"], capture_output=True, text=True, env=child_env()).stdout.strip().splitlines()[-1])
 
-    run_dir = HERE / "results" / "logs" / f"convert-{timestamp()}"
+    run_dir = HERE / "results" / "logs" / f"{section_name}-{timestamp()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     peer_cap = int(args.peer_mem_gb * GiB) if args.peer_mem_gb else None
     ours_cap = int(args.ours_mem_gb * GiB) if args.ours_mem_gb else None
@@ -457,7 +482,8 @@ def main(argv=None) -> int:
         for rep in range(args.repeat):
             tag = f"{name}.{rep}"
             print(f"[{name} {rep + 1}/{args.repeat}] ours ...", flush=True)
-            rec = run_ours(args.python, src, models[name], run_dir, tag, args.timeout, ours_cap)
+            rec = run_ours(args.python, src, models[name], run_dir, tag, args.timeout, ours_cap,
+                           args.ours_batch_range or None)
             raw[name]["ours"].append(rec)
             print(f"    {rec['status']}: .keras→engine {fmt_s(rec.get('convert_s'))}, peak {fmt_mib(rec['peak_rss_bytes'])}, "
                   f"wall {fmt_s(rec['wall_s'])}", flush=True)
@@ -476,12 +502,14 @@ def main(argv=None) -> int:
 
     data = {
         "benchmark": "convert",
+        "section": args.section,
         "command": "python bench/convert.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine,
         "repeat": args.repeat,
         "opset": args.opset,
         "peer_mem_gb": args.peer_mem_gb if peer_python is not None else None,
         "ours_mem_gb": args.ours_mem_gb or None,
+        "ours_batch_range": args.ours_batch_range or None,
         "ours_source": src_info,
         "ours_versions": ours_vers,
         "peer_versions": peer_vers,
@@ -499,11 +527,11 @@ def main(argv=None) -> int:
     print_table(f"Conversion, {machine['cores']} cores, medians of {args.repeat}", cols, rows)
     print_table("Targets for ours", ["target", "model", "measured", "verdict"], target_rows(results))
     md = render_markdown(data)
-    jpath, mpath = write_results("convert", data, md)
+    jpath, mpath = write_results(section_name, data, md)
     print(f"\nresults: {jpath}\n         {mpath}\nlogs:    {run_dir}")
     if not args.no_docs:
-        update_docs_section("convert", md)
-        print("docs/bench.md: convert section updated")
+        update_docs_section(section_name, md)
+        print(f"docs/bench.md: {section_name} section updated")
     return 0
 
 
