@@ -62,6 +62,10 @@ def _switch_case(k, x):
     return tf.switch_case(k[0], [lambda: x * 2.0, lambda: tf.tanh(x), lambda: x @ W])
 
 
+def _switch_case_reading_a_variable(k, x):
+    return tf.switch_case(k[0], [lambda: x * V, lambda: x - V])
+
+
 TABLE = [
     case("StatelessWhile/counter", _counter, [f32(2, 4)], ("StatelessWhile",)),
     case("While/reads_a_variable", _counter_reading_a_variable, [f32(3, 4)], ("While",)),
@@ -76,6 +80,7 @@ TABLE = [
     case("StatelessIf/false", _cond, [f32(1, low=-1.0, high=-0.5), f32(2, 4)], ("StatelessIf",)),
     case("If/reads_a_variable", _cond_reading_a_variable, [f32(1, low=0.5, high=1.0), f32(2, 4)], ("If",)),
     case("StatelessCase/branch1", _switch_case, [i32(1, low=1, high=2), f32(2, 4)], ("StatelessCase",)),
+    case("Case/reads_a_variable", _switch_case_reading_a_variable, [i32(1, low=0, high=1), f32(2, 4)], ("Case",)),
     case("StatelessCase/out_of_range_is_default", _switch_case, [i32(1, low=7, high=8), f32(2, 4)],
          ("StatelessCase",)),
 ]
