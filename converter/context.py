@@ -90,7 +90,7 @@ class ConversionContext:
         self.values: dict[str, Value] = {}
         self.node = None
         self._names: set[str] = set()
-        self._layout_cache: dict[tuple[int, tuple], object] = {}
+        self._layout_cache: dict[tuple[int, tuple, tuple], object] = {}
         self._const_cache: dict[tuple, object] = {}
         self.keep_alive: list[np.ndarray] = []
         #: TF tensor ref → (TensorRT tensor name, perm) for bisecting
@@ -180,7 +180,9 @@ class ConversionContext:
         have = value.layout
         if have == want:
             return value.tensor
-        key = (id(value.tensor), want)
+        # one tensor can stand for several values (each Transpose of it only relabels the layout): the shuffle
+        # depends on the layout it starts from as well as the one wanted
+        key = (id(value.tensor), have, want)
         cached = self._layout_cache.get(key)
         if cached is not None:
             return cached

@@ -43,6 +43,11 @@ TABLE = [
          "Transpose"),
     case("Transpose/of_conv_output", lambda x: tf.transpose(conv(x), [0, 3, 1, 2]), [f32(1, 3, 3, 3)], "Transpose"),
     case("Transpose/i32", lambda x: tf.transpose(x, [2, 0, 1]), [i32(2, 3, 4)], "Transpose"),
+    # two transposes of one tensor, each read in logical order (DeBERTa's key feeds two einsums): each must get its
+    # own layout shuffle, not the one cached for the other transpose
+    case("Transpose/two_perms_of_one_tensor",
+         lambda x: tf.matmul(tf.transpose(x, [1, 0, 2]), tf.transpose(x, [2, 1, 0])), [f32(3, 3, 3)],
+         ("Transpose", "BatchMatMulV2")),
     # ---------------------------------------------------------------- padding
     case("Pad/constant", lambda x: tf.pad(x, [[0, 0], [1, 2], [2, 0]]), [f32(2, 3, 4)], "Pad"),
     case("Pad/i32", lambda x: tf.pad(x, [[1, 1], [0, 2]]), [i32(2, 3)], "Pad"),
