@@ -929,13 +929,25 @@ def _freeze_concrete(concrete, input_names: list[str], extra: dict, outputs, out
     return _finish(gd, specs, out_map, constants)
 
 
+#: ops that draw random numbers: in an inference graph they come from dropout/noise layers left in training mode
+RANDOM_OPS = frozenset({
+    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal", "RandomShuffle",
+    "RandomGamma", "RandomPoisson", "RandomPoissonV2", "Multinomial", "StatelessRandomUniform",
+    "StatelessRandomUniformV2", "StatelessRandomUniformInt", "StatelessRandomUniformIntV2",
+    "StatelessRandomUniformFullInt", "StatelessRandomUniformFullIntV2", "StatelessRandomNormal",
+    "StatelessRandomNormalV2", "StatelessTruncatedNormal", "StatelessTruncatedNormalV2",
+    "StatelessMultinomial", "StatefulUniform", "StatefulUniformInt", "StatefulUniformFullInt",
+    "StatefulStandardNormalV2", "StatefulTruncatedNormal", "RngReadAndSkip", "RngSkip",
+    "StatelessRandomGetKeyCounter", "StatelessRandomGetKeyCounterAlg", "StatelessRandomNormalV3",
+    "StatelessParameterizedTruncatedNormal", "ParameterizedTruncatedNormal",
+})
+
+
 def _refuse_random_ops(gd, outputs: list[str]) -> None:
     """Random numbers feeding an output mean dropout/noise layers traced in training mode.  Freezing would turn
     their seed variables into constants and fold the draws into one fixed mask: an engine that converts and
     "verifies" (TensorFlow's frozen graph draws the same mask) but is not the model.  Refuse it here, before
     folding hides it."""
-    from .graph import RANDOM_OPS
-
     wanted = _ancestors(gd, [_src(o) for o in outputs])
     random = sorted(n.name for n in gd.node if n.op in RANDOM_OPS and n.name in wanted)
     if random:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConversionError, DamagedGraphError, InternalError, UnsupportedOpsError
-from .freeze import EXTERNAL_ATTR, FrozenGraph, TensorSpec, _src
+from .freeze import EXTERNAL_ATTR, RANDOM_OPS, FrozenGraph, TensorSpec, _src
 from .functions import build_subgraphs, subgraph_roles
 from .structural import CONTROL_ONLY_OPS, PASS_THROUGH_OPS, STRUCTURAL_OPS
 
@@ -463,18 +463,6 @@ def _arity_problem(node: Node) -> ConversionError | None:
                            "the GraphDef is malformed (edited or damaged after export): re-export the model")
 
 
-#: ops that draw random numbers: in an inference graph they come from dropout/noise layers left in training mode
-RANDOM_OPS = frozenset({
-    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal", "RandomShuffle",
-    "RandomGamma", "RandomPoisson", "RandomPoissonV2", "Multinomial", "StatelessRandomUniform",
-    "StatelessRandomUniformV2", "StatelessRandomUniformInt", "StatelessRandomUniformIntV2",
-    "StatelessRandomUniformFullInt", "StatelessRandomUniformFullIntV2", "StatelessRandomNormal",
-    "StatelessRandomNormalV2", "StatelessTruncatedNormal", "StatelessTruncatedNormalV2",
-    "StatelessMultinomial", "StatefulUniform", "StatefulUniformInt", "StatefulUniformFullInt",
-    "StatefulStandardNormalV2", "StatefulTruncatedNormal", "RngReadAndSkip", "RngSkip",
-    "StatelessRandomGetKeyCounter", "StatelessRandomUniformFullIntV2", "StatelessRandomGetKeyCounterAlg",
-    "StatelessRandomNormalV3", "StatelessParameterizedTruncatedNormal", "ParameterizedTruncatedNormal",
-})
 
 
 def check_support(graph: Graph) -> None:

@@ -13,8 +13,10 @@ from .base import Stage, StageContext, StageIO, StageResult, code_list
 from .freeze import CODE as FREEZE_CODE
 
 #: freeze.py's FrozenGraph decoding, graph.py (IR, support check, byte form) with the registered
-#: ops' checks (ops/, registry.py, and the context.py, trt.py, layers/ they import), fuse.py.
-CODE = code_list(FREEZE_CODE, ("graph.py", "fuse.py", "registry.py", "ops/", "context.py", "trt.py", "layers/"))
+#: ops' checks (ops/, registry.py, and the context.py, trt.py, layers/ they import), fuse.py, and for
+#: control flow the body subgraphs (functions.py, loop_rewrites.py) and tensor_list.py.
+CODE = code_list(FREEZE_CODE, ("graph.py", "fuse.py", "registry.py", "ops/", "context.py", "trt.py", "layers/",
+                               "functions.py", "loop_rewrites.py", "tensor_list.py"))
 
 
 class Parse(Stage):

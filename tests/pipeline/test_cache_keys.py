@@ -215,6 +215,8 @@ def _backend_entry_points() -> dict[str, set[str]]:
 
 #: Modules a stage's code imports but does not run, so they are not in its list.
 NAMES_ONLY = {
+    "parse": {"construct.py"},     # ops/loops.py, conditionals.py import convert_nodes to build regions; parse
+                                   # runs only their support checks
     "construct": {"fuse.py"},      # graph.parse() imports it; construct loads a graph parse has fused
     "optimize": {"construct.py"},  # engine._resolve imports ConvertedNetwork for an isinstance check
     "verify": {"runtime.py"},      # runs an engine on a GPU; the pipeline verifies the snapshot
