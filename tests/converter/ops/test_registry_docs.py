@@ -117,6 +117,17 @@ def test_docs_ops_md_is_up_to_date():
     assert current == text, "docs/ops.md is stale: regenerate it with `python -m converter.opdocs`"
 
 
+def test_docs_ops_tested_json_is_up_to_date():
+    """docs/ops_tested.json (the dtypes and case ids per op that docs/ops.md shows) matches the tables: every case
+    frozen, its ops' dtypes read from the graph."""
+    from .tested_matrix import DATA_PATH, REGENERATE, collect, dumps, sweep_tables
+
+    text = dumps(collect(TABLES, sweep_tables()))
+    current = DATA_PATH.read_text(encoding="utf-8") if DATA_PATH.exists() else ""
+    assert current == text, (f"docs/ops_tested.json is stale (an op table changed): regenerate it and docs/ops.md "
+                             f"with `{REGENERATE}`")
+
+
 def test_docs_list_every_op_with_layers_and_a_count():
     import converter.ops  # noqa: F401
     from converter.opdocs import render
@@ -129,6 +140,13 @@ def test_docs_list_every_op_with_layers_and_a_count():
     assert names == sorted(REGISTRY, key=lambda n: (n.lower(), n))
     conv = next(row for row in rows if row.startswith("| `Conv2D`"))
     assert "Convolution" in conv and "constant filter" in conv
+    # the tested dtypes and the link to the op's tested variants, which list its case ids grouped by dtype
+    assert "float32" in conv.split(" | ")[1] and "](#conv2d)" in conv
+    assert [line[4:] for line in text.splitlines() if line.startswith("### ")] == names
+    conv_variants = text.split("\n### Conv2D\n")[1].split("\n### ")[0]
+    assert "- float32: " in conv_variants and "`dilated`" in conv_variants
+    cast = next(row for row in rows if row.startswith("| `Cast`"))
+    assert "float32→int32" in cast and "bool→float32" in cast
 
 
 def test_opdocs_main_check_mode(tmp_path):
