@@ -340,11 +340,36 @@ def _check_cast(node, graph):
                                    f"{attr}={dtype}: TensorRT has no {dtype} tensors (only "
                                    f"{'/'.join(_CAST_DTYPES)}; int64 is computed as int32)",
                                    f"cast to int32 (values below 2^31) or float32 instead of {dtype}")
+    if node.attr("DstT") == "uint8" and not is_static(graph, node.inputs[0]) and not _only_outputs(graph, node):
+        # measured: TensorRT refuses the engine ("has datatype UInt8 but is not network-level IO")
+        return ConversionError(node.name, node.op,
+                               "a uint8 tensor inside the network: TensorRT allows uint8 tensors only as network "
+                               "inputs and outputs",
+                               "keep the computation in int32 and cast to uint8 only for a model output")
     return None
 
 
+def _only_outputs(graph, node) -> bool:
+    """Whether ``node``'s value reaches nothing but graph outputs (through Identity nodes)."""
+    from ..freeze import _src
+
+    outputs = {_src(ref) for ref in graph.outputs}
+    todo, seen = [node], set()
+    while todo:
+        current = todo.pop()
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        for user in graph.consumers.get(current.name, []):
+            if user.op not in ("Identity", "Snapshot", "StopGradient"):
+                return False
+            todo.append(user)
+    return node.name in outputs or bool(seen & outputs)
+
+
 @register("Cast", layers=("Cast",), folds=True, check=_check_cast,
-          restrictions="between float32/float16/int32/int8/uint8/bool; int64 is computed as int32; "
+          restrictions="between float32/float16/int32/int8/uint8/bool (uint8 only for a model output: TensorRT "
+                       "has uint8 tensors only at the network's inputs and outputs); int64 is computed as int32; "
                        "float → int truncates toward zero; other types (uint32, int16, bfloat16…) only between "
                        "constants")
 def convert_cast(ctx, node, inputs):

@@ -82,6 +82,8 @@ RESTRICTED = [
         x, lo, 1.0, range_given=True), [f32(2, 3), f32()], "input_min/input_max must be a constant"),
     case("Einsum/diagonal", lambda a: tf.einsum("ii->i", a), [f32(3, 3)], "repeated subscripts"),
     case("LRN/radius8", lambda x: tf.nn.local_response_normalization(x, 8), [f32(1, 2, 2, 20)], "depth_radius"),
+    case("Cast/uint8_inside_the_network", lambda x: tf.cast(tf.cast(x, tf.uint8), tf.int32) * 2,
+         [i32(2, 3, low=0, high=200)], "uint8 tensor inside the network"),
     case("Roll/tensor_shift", lambda x, s: tf.roll(x, s, 0), [f32(4, 3), i32(low=0, high=3)],
          "shift and axis must be a constant"),
     case("TopKV2/k_too_large", lambda x: tf.math.top_k(x, 4000)[0], [f32(1, 4001)], "k > 3840"),
