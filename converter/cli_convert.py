@@ -82,6 +82,10 @@ def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
                         "the range derived from the graph)")
     p.add_argument("--input-value", action="append", default=[], metavar="NAME:VALUE",
                    help="one constant value for an input's --verify data, e.g. padding_mask:1 (repeatable)")
+    p.add_argument("--verify-shape", action="append", default=[], metavar="NAME:SHAPE[,NAME:SHAPE...]",
+                   help="with --verify, also verify at these input shapes, beyond every profile's min, opt and max, "
+                        "e.g. input_ids:4x77; a model with several dynamic inputs names each of them, "
+                        "token_ids:4x77,segment_ids:4x77 (repeatable: one shape set per option)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance of --verify")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --verify")
@@ -151,10 +155,11 @@ def _convert(args, result: dict, console) -> int:
 
     from .freeze import freeze, parse_input_spec
 
-    from .profiles import profiles_from_args
+    from .profiles import parse_verify_shape_arg, profiles_from_args
 
     inputs = dict(parse_input_spec(s) for s in args.input)
     profiles = profiles_from_args(args.profile)
+    verify_shapes = [parse_verify_shape_arg(text) for text in args.verify_shape]
     batch_range = args.batch_range or _default_batch_range()
     input_ranges, input_values = _input_options(args)
     settings = BuilderSettings(workspace=args.workspace, opt_level=args.opt_level,
@@ -178,12 +183,14 @@ def _convert(args, result: dict, console) -> int:
                            f"{'x'.join(map(str, r['max']))}" for name, r in sorted(profile.items()))
         console.print(f"[dim]profile {k}: {ranges} (min .. opt .. max)[/]")
     if args.verify:
-        from .verify import check_input_options
+        from .verify import check_input_options, check_verification_shapes
 
-        # a misspelt input name fails now, not after the engine build
+        # a misspelt input name or a shape outside the profiles fails now, not after the engine build
         check_input_options(frozen, input_ranges, input_values, args.inputs_npz)
-    elif input_ranges or input_values or args.inputs_npz:
-        console.print("[yellow]note:[/] --input-range/--input-value/--inputs-npz only apply with --verify")
+        check_verification_shapes(frozen, verify_shapes, args.inputs_npz)
+    elif input_ranges or input_values or args.inputs_npz or verify_shapes:
+        console.print("[yellow]note:[/] --input-range/--input-value/--inputs-npz/--verify-shape only apply with "
+                      "--verify")
     counts = frozen.op_counts()
     result["tf_ops"] = sum(v for k, v in counts.items() if k not in STRUCTURAL_OPS)
     console.print(f"[green]freeze[/]    {timings['freeze']:.2f} s  {result['tf_ops']} ops "
@@ -226,7 +233,8 @@ def _convert(args, result: dict, console) -> int:
         try:
             report = verify(frozen, net.snapshot, inputs_npz=args.inputs_npz, seed=args.seed,
                             rtol=args.rtol, atol=args.atol, intermediates=args.check_intermediates,
-                            input_ranges=input_ranges, input_values=input_values)
+                            input_ranges=input_ranges, input_values=input_values,
+                            shapes=[{n: list(v) for n, v in sh.items()} for sh in verify_shapes] or None)
         except VerificationError as exc:
             # verification could not run (the inputs do not fit the model): the engine is still good to keep
             not_verified = exc

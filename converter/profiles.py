@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from .errors import FreezeError
 
 __all__ = ["ShapeRange", "Profile", "parse_profile_arg", "profiles_from_args", "dynamic_shape",
-           "DEFAULT_BATCH_RANGE", "profile_to_json", "profile_from_json", "shapes_to_check", "in_profiles"]
+           "DEFAULT_BATCH_RANGE", "profile_to_json", "profile_from_json", "shapes_to_check", "in_profiles",
+           "parse_verify_shape_arg", "verification_shape_problems", "profiles_text"]
 
 #: the batch sizes an unknown batch dimension serves when no shape or profile is given (min, opt, max)
 DEFAULT_BATCH_RANGE = (1, 1, 8)
 
 _SHAPE = r"\d+(?:x\d+)*"
 _PROFILE_ARG = re.compile(rf"^(?P<name>[^:]+):(?P<min>{_SHAPE}),(?P<opt>{_SHAPE}),(?P<max>{_SHAPE})$")
+_VERIFY_SHAPE_ITEM = re.compile(rf"^(?P<name>[^:,]+):(?P<shape>{_SHAPE})$")
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,97 @@ def in_profiles(profiles: list[Profile], shapes: dict[str, tuple]) -> bool:
         if ok:
             return True
     return False
+
+
+def parse_verify_shape_arg(text: str) -> dict[str, tuple[int, ...]]:
+    """``--verify-shape NAME:SHAPE[,NAME:SHAPE...]`` → one shape set ``{name: shape}``.
+
+    One option is one set of input shapes verified together (a model with several dynamic inputs names
+    each of them, e.g. ``token_ids:4x77,segment_ids:4x77``); repeat the option for more sets.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        m = _VERIFY_SHAPE_ITEM.match(item)
+        if not m:
+            raise FreezeError(f"bad --verify-shape '{text}'",
+                              "write NAME:SHAPE, several inputs separated by commas, e.g. input_ids:4x77 or "
+                              "token_ids:4x77,segment_ids:4x77")
+        name = m.group("name")
+        if name in shapes:
+            raise FreezeError(f"--verify-shape '{text}' names '{name}' twice",
+                              "give each input once per --verify-shape (repeat the option for another shape)")
+        shape = tuple(int(d) for d in m.group("shape").split("x"))
+        if any(d < 1 for d in shape):
+            raise FreezeError(f"--verify-shape '{text}': every dimension must be at least 1",
+                              "give positive dimensions, e.g. input_ids:4x77")
+        shapes[name] = shape
+    if not shapes:
+        raise FreezeError(f"bad --verify-shape '{text}'", "write NAME:SHAPE, e.g. input_ids:4x77")
+    return shapes
+
+
+def profiles_text(profiles: list[Profile], names=None) -> str:
+    """The profiles as ``profile 0: a 1x8..8x128, b …; profile 1: …`` (min..max), for messages."""
+    parts = []
+    for k, profile in enumerate(profiles):
+        ranges = ", ".join(f"{n} {_text(r.min)}..{_text(r.max)}" for n, r in sorted(profile.items())
+                           if names is None or n in names)
+        parts.append(f"profile {k}: {ranges}")
+    return "; ".join(parts)
+
+
+def verification_shape_problems(declared: dict[str, tuple | None], profiles: list[Profile],
+                                shape_set: dict[str, tuple]) -> list[tuple[str | None, str, str]]:
+    """Why one verification shape set cannot be run: ``[(input or None, problem, fix)]``, empty if it can.
+
+    ``declared`` is every input's network shape (``-1`` for a dynamic dimension; None when only the
+    profiles know it).  A set must name only inputs of the model, give every dynamic input a shape, keep
+    static inputs at their shape, and fit one profile as a whole (TensorRT runs one profile at a time).
+    Used by the build config (file:line errors), ``tf2trt convert --verify-shape`` (before the engine is
+    built) and :func:`converter.verify.verify`.
+    """
+    problems: list[tuple[str | None, str, str]] = []
+    dynamic = [n for n, s in declared.items() if s is None or any(int(d) < 0 for d in s)]
+    if not profiles or not dynamic:
+        return [(None, "the network's input shapes are all static, so there is no other shape to verify",
+                 "drop the verification shapes, or give the inputs profiles to keep dimensions dynamic")]
+    for name in shape_set:
+        if name not in declared:
+            close = ", ".join(sorted(declared))
+            problems.append((name, f"'{name}' is not an input of the model (its inputs: {close})",
+                             "name one of the model's inputs"))
+    for name, shape in shape_set.items():
+        fixed = declared.get(name)
+        if fixed is None or name not in declared:
+            continue
+        if len(shape) != len(fixed):
+            problems.append((name, f"{name} {_text(shape)} has rank {len(shape)}, the input has rank {len(fixed)} "
+                                   f"({_text_dims(fixed)})", f"give {len(fixed)} dimensions"))
+        elif any(int(f) >= 0 and int(f) != int(d) for f, d in zip(fixed, shape)):
+            problems.append((name, f"{name} {_text(shape)} changes a static dimension of the input "
+                                   f"({_text_dims(fixed)})",
+                             "keep the static dimensions as they are" if name in dynamic else
+                             f"drop {name} from the shape set (a static input keeps its shape)"))
+    missing = [n for n in dynamic if n not in shape_set]
+    if missing:
+        paste = ", ".join(f"{n}: {list(_opt_of(profiles, n) or ())}" for n in missing)
+        problems.append((None, f"no shape for the dynamic input(s) {', '.join(missing)}",
+                         f"give every dynamic input a shape, e.g. add {paste}"))
+    if not problems:
+        full = {n: tuple(shape_set.get(n, declared[n] or ())) for n in declared}
+        if not in_profiles(profiles, full):
+            given = ", ".join(f"{n} {_text(s)}" for n, s in shape_set.items())
+            problems.append((None, f"{given} is not inside an optimization profile ({profiles_text(profiles)})",
+                             "give shapes inside one profile's min..max for every dynamic input"))
+    return problems
+
+
+def _text_dims(shape) -> str:
+    return "x".join("?" if int(d) < 0 else str(int(d)) for d in shape) if shape else "scalar"
+
+
+def _opt_of(profiles: list[Profile], name: str):
+    for profile in profiles:
+        if name in profile:
+            return profile[name].opt
+    return None

@@ -1125,6 +1125,9 @@ def verify(frozen: FrozenGraph, snapshot=None, engine: bytes | None = None, inpu
         raise VerificationError("nothing to verify: give a snapshot or an engine")
     tolerances = tolerances or {}
     plans = plan_inputs(frozen, input_ranges, input_values, inputs_npz)
+    if shapes and inputs_npz is not None:
+        raise VerificationError("verification shapes and real inputs (an .npz) were both given",
+                                "the .npz's arrays are used at their own shapes: drop one of them")
     shape_sets = _shape_sets(frozen, snapshot, shapes) if inputs_npz is None else []
     if inputs_npz is not None:
         input_sets = _load_npz(frozen, inputs_npz)
@@ -1143,9 +1146,21 @@ def verify(frozen: FrozenGraph, snapshot=None, engine: bytes | None = None, inpu
         tf_runner.close()
 
 
+def check_verification_shapes(frozen: FrozenGraph, shapes: list[dict] | None, npz: str | None = None) -> None:
+    """Raise :class:`VerificationError` for verification shapes ``frozen`` cannot run (before any engine is built).
+
+    ``tf2trt convert --verify-shape`` calls it right after freezing, as :func:`check_input_options`.
+    """
+    if shapes and npz is not None:
+        raise VerificationError("--verify-shape and --inputs-npz were both given",
+                                "the .npz's arrays are used at their own shapes: drop one of them")
+    if shapes:
+        _shape_sets(frozen, None, shapes)
+
+
 def _shape_sets(frozen: FrozenGraph, snapshot, extra: list[dict] | None) -> list[dict]:
     """The input shapes a dynamic network is verified at ([] for a static one); every one must fit a profile."""
-    from .profiles import in_profiles, profile_from_json, shapes_to_check
+    from .profiles import in_profiles, profile_from_json, shapes_to_check, verification_shape_problems
 
     if not any(int(d) < 0 for s in frozen.inputs for d in s.shape):
         if extra:
@@ -1154,6 +1169,12 @@ def _shape_sets(frozen: FrozenGraph, snapshot, extra: list[dict] | None) -> list
         return []
     raw = (snapshot.profiles if snapshot is not None else None) or frozen.meta.get("profiles", [])
     profiles = [profile_from_json(p) for p in raw]
+    declared = {s.name: tuple(s.shape) for s in frozen.inputs}
+    for shape_set in extra or []:
+        problems = verification_shape_problems(declared, profiles, {k: tuple(v) for k, v in shape_set.items()})
+        if problems:
+            _, problem, fix = problems[0]
+            raise VerificationError(f"verification shape {dict(shape_set)}: {problem}", fix)
     sets = shapes_to_check(profiles, extra)
     for shape_set in sets:
         fixed = {s.name: tuple(shape_set.get(s.name, s.shape)) for s in frozen.inputs}

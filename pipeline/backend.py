@@ -46,7 +46,7 @@ class Backend(Protocol):
     def optimize(self, snapshot: bytes, builder: dict, timing_cache: Path | None) -> tuple[bytes, dict]: ...
     def verify(self, frozen: bytes, snapshot: bytes, inputs_npz: Path | None, seed: int, samples: int,
                rtol: float, atol: float, input_ranges: dict | None = None,
-               input_values: dict | None = None) -> dict: ...
+               input_values: dict | None = None, shapes: list[dict] | None = None) -> dict: ...
 
 
 def _dist_version(*names: str) -> str | None:
@@ -206,14 +206,15 @@ class ConverterBackend:
         return engine, meta
 
     def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol, input_ranges=None,
-               input_values=None) -> dict:
+               input_values=None, shapes=None) -> dict:
+        """The verification report; ``shapes`` are extra input shape sets beyond every profile's min/opt/max."""
         from converter.freeze import FrozenGraph
         from converter.verify import verify
 
         report = verify(FrozenGraph.from_bytes(frozen), snapshot_from_bytes(snapshot),
                         inputs_npz=str(inputs_npz) if inputs_npz else None, seed=seed,
                         samples=samples, rtol=rtol, atol=atol, input_ranges=input_ranges,
-                        input_values=input_values)
+                        input_values=input_values, shapes=shapes)
         return report.to_dict()
 
 

@@ -219,11 +219,20 @@ def render_build(console: Console, summary: dict) -> None:
             vt.add_row(o["name"], _fmt(o["max_abs_err"]), _fmt(o["max_rel_err"]),
                        "[green]yes[/]" if o["passed"] else "[bold red]NO[/]")
         console.print(vt)
+        from .stages.build import shape_text
+
+        for row in ver.get("shapes") or []:
+            at = ", ".join(f"{n} {shape_text(sh)}" for n, sh in sorted((row.get("inputs") or {}).items()))
+            mark = "[green]passed[/]" if row["passed"] else "[bold red]FAILED[/]"
+            console.print(f"  at {_escape(at)}: {mark}, max_abs_err {_fmt(row.get('max_abs_err'))}", highlight=False)
     if summary.get("settings"):
         from .stages import settings_line
+        from .stages.build import profile_lines
 
         console.print(f"[dim]settings: {_escape(settings_line(summary['settings']))}[/]", highlight=False,
                       soft_wrap=True)
+        for line in profile_lines((summary.get("facts") or {}).get("profiles") or summary["settings"].get("profiles")):
+            console.print(f"[dim]  {_escape(line)}[/]", highlight=False, soft_wrap=True)
     total = sum(s["seconds"] or 0.0 for s in summary["stages"])
     if summary["engine"]:
         console.print(f"engine: {summary['engine']['path']} ({summary['engine']['bytes']} bytes, "

@@ -175,6 +175,35 @@ class VerificationSpec(_Strict):
     input_values: Optional[dict[str, Any]] = Field(
         None, description="a mapping of input name to one number or true/false, e.g. {padding_mask: 1}; that "
                           "input is filled with it (the CLI's --input-value)")
+    shapes: Optional[list[dict[str, Any]]] = Field(
+        None, description="a list of extra input shape sets to verify beyond every profile's min/opt/max, each "
+                          "a mapping of input name to shape, e.g. [{input_ids: [4, 77]}] (the CLI's --verify-shape)")
+
+    @field_validator("shapes", mode="before")
+    @classmethod
+    def _shapes(cls, v):
+        """Checked by hand, so a problem names the shape set and the input (pydantic's would name list indices)."""
+        if v is None:
+            return v
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"expected a list of shape sets like [{{input_ids: [4, 77]}}] (got {v!r})")
+        out = []
+        for j, entry in enumerate(v):
+            if not isinstance(entry, dict) or not entry:
+                raise ValueError(f"shapes[{j}]: expected a mapping of input name to shape, like "
+                                 f"{{input_ids: [4, 77]}} (got {entry!r})")
+            shapes = {}
+            for name, shape in entry.items():
+                if isinstance(shape, str) and re.fullmatch(r"\d+(x\d+)*", shape.strip()):
+                    raise ValueError(f"shapes[{j}].{name}: write the shape as a list of dimensions, "
+                                     f"[{', '.join(shape.strip().split('x'))}] (got {shape!r})")
+                if (not isinstance(shape, list) or not shape
+                        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+                    raise ValueError(f"shapes[{j}].{name}: expected a list of positive dimensions like [4, 77] "
+                                     f"(got {shape!r})")
+                shapes[str(name)] = [int(d) for d in shape]
+            out.append(shapes)
+        return out
 
     @field_validator("input_ranges")
     @classmethod
@@ -206,6 +235,9 @@ class VerificationSpec(_Strict):
         if self.inputs_npz is not None and (self.input_ranges or self.input_values):
             raise ValueError("inputs_npz and input_ranges/input_values were both given: real inputs from the .npz "
                              "are used as they are, so remove one")
+        if self.inputs_npz is not None and self.shapes:
+            raise ValueError("inputs_npz and shapes were both given: the .npz's arrays are used at their own "
+                             "shapes, so remove one")
         return self
 
 
@@ -533,6 +565,7 @@ def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConf
                 issues.append(ConfigIssue(f"verification.{key}.{name}", f"'{name}' is not one of the inputs "
                                           f"({', '.join(sorted(names))})", "name an input listed under inputs:",
                                           _line_of(data, ("verification", key, name), lines)))
+        issues += _verification_shape_issues(spec, data, lines)
         if spec.model.keras_application is not None and len(spec.inputs) != 1:
             issues.append(ConfigIssue("inputs", "a keras.applications model has exactly one input",
                                       "list one input", _line_of(data, ("inputs",), lines)))
@@ -556,6 +589,60 @@ def load_config(path: str | os.PathLike, check_files: bool = True) -> LoadedConf
         if issues:
             raise ConfigError(given, issues)
     return cfg
+
+
+def config_profiles(spec: BuildConfig) -> list[dict]:
+    """The optimization profiles a config asks for, ``[{input: ShapeRange}]``, formed as the backend forms them:
+    the k-th range of every input is profile k (an input with fewer ranges keeps its last one)."""
+    from converter.profiles import ShapeRange
+
+    ranged = {i.name: [ShapeRange(tuple(r.min), tuple(r.opt), tuple(r.max)) for r in i.profiles]
+              for i in spec.inputs if i.profiles}
+    count = max((len(v) for v in ranged.values()), default=0)
+    return [{name: rs[min(k, len(rs) - 1)] for name, rs in ranged.items()} for k in range(count)]
+
+
+def _verification_shape_issues(spec: BuildConfig, data, lines) -> list[ConfigIssue]:
+    """``verification.shapes`` the build could not verify at: a name not under ``inputs:``, a dynamic input left
+    out, a static input's shape changed, a set outside every profile — found before any stage runs."""
+    from converter.profiles import dynamic_shape, verification_shape_problems
+
+    sets = spec.verification.shapes or []
+    if not sets:
+        return []
+    profiles = config_profiles(spec)
+    declared = {i.name: tuple(i.shape) if i.shape is not None else dynamic_shape(i.name, profiles)
+                for i in spec.inputs}
+    names = ", ".join(sorted(declared))
+    issues = []
+    for j, shape_set in enumerate(sets):
+        problems = verification_shape_problems(declared, profiles, {n: tuple(s) for n, s in shape_set.items()})
+        for name, problem, fix in problems:
+            if name is not None and name not in declared:
+                problem, fix = (f"'{name}' is not one of the inputs ({names})",
+                                "name an input listed under inputs:")
+            line = _entry_line(data, ("verification", "shapes", j), name, lines)
+            issues.append(ConfigIssue(f"verification.shapes[{j}]" + (f".{name}" if name else ""), problem, fix,
+                                      line))
+    return issues
+
+
+def _entry_line(data, loc: tuple, key, lines) -> int | None:
+    """The line of ``key`` in the mapping at ``loc`` (a list entry), else of the entry's first key, else of
+    the list's own key."""
+    node = data
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+            break
+    own = lines.get(id(node), {}) if isinstance(node, dict) else {}
+    if key is not None and key in own:
+        return own[key]
+    if own:
+        return min(own.values())
+    return _line_of(data, loc[:-1], lines)
 
 
 def _input_size_issues(spec: BuildConfig, data, lines) -> list[ConfigIssue]:

@@ -39,6 +39,7 @@ from prefect.utilities.annotations import opaque, quote
 from .backend import load_backend
 from .config import LoadedConfig, load_config
 from .stages import PIPELINE, STAGES, Stage, StageContext, StageResult, build_ok, place_engine, run_stage, summarize
+from .stages.build import shape_text
 from .store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,13 @@ def build_summary_markdown(summary: dict, report: dict, settings: dict) -> str:
             note = " (vacuous: every reference value is within atol)" if d.get("vacuous") else ""
             lines.append(f"| {o['name']} | {_num(o['max_abs_err'])} | {_num(o['max_rel_err'])} | {_num(rtol)} | "
                          f"{_num(atol)} | {'yes' if o['passed'] else '**NO**'}{note} |")
+        if ver.get("shapes"):
+            lines += ["", "Input shapes checked (every optimization profile's min, opt and max, then the config's "
+                      "`verification.shapes`):", "", "| input shapes | max_abs_err (worst output) | passed |",
+                      "| --- | ---: | --- |"]
+            for row in ver["shapes"]:
+                shapes = ", ".join(f"{n} {shape_text(s)}" for n, s in sorted((row.get("inputs") or {}).items()))
+                lines.append(f"| {shapes} | {_num(row.get('max_abs_err'))} | {'yes' if row['passed'] else '**NO**'} |")
     f = summary["facts"]
     lines += ["", "## Engine", "", "| fact | value |", "| --- | --- |",
               f"| placed at | {summary['engine']['path'] if summary['engine'] else '- (not placed)'} |",
@@ -284,6 +292,18 @@ def build_summary_markdown(summary: dict, report: dict, settings: dict) -> str:
               f"| settings | {_settings(summary)} |",
               f"| TensorRT | {f['tensorrt_flavor']} {f['tensorrt']} |",
               f"| target | {f['target']} |"]
+    profiles = f.get("profiles")
+    lines += ["", "## Optimization profiles", ""]
+    if profiles:
+        lines += ["| profile | input | min | opt | max |", "| ---: | --- | --- | --- | --- |"]
+        for k, profile in enumerate(profiles):
+            for name, r in sorted(profile.items()):
+                lines.append(f"| {k} | {name} | {shape_text(r['min'])} | {shape_text(r['opt'])} | "
+                             f"{shape_text(r['max'])} |")
+    elif any(st["name"] == "freeze" and st["status"] in ("built", "cached") for st in summary["stages"]):
+        lines.append("None: every input shape is static.")
+    else:
+        lines.append("- (the model was not frozen)")
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from .config import expand_config_args, load_config
 from .stages import STAGES, config_id
+from .stages.build import profile_lines
 from .store import ArtifactStore
 
 STATUS_STYLE = {"built": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow"}
@@ -46,7 +47,7 @@ def _row(config: str, name: str, rec: dict) -> dict:
                                       "max_rel_err": o.get("max_rel_err"), "passed": o.get("passed")}
                                      for o in ver.get("outputs", [])]} if ver else None,
         "engine": {"digest": engine.get("digest"), "path": engine.get("path"), "bytes": engine.get("bytes"),
-                   "when": engine.get("when")} if engine else None,
+                   "when": engine.get("when"), "profiles": engine.get("profiles")} if engine else None,
     }
 
 
@@ -76,3 +77,5 @@ def render_status(console: Console, rows: list[dict]) -> None:
         eng = row["engine"]
         console.print(f"engine: {eng['digest']} at {eng['path']} ({eng['bytes']} bytes, placed {eng['when']})"
                       if eng else "engine: none placed yet")
+        for line in profile_lines((eng or {}).get("profiles")):
+            console.print(f"  {escape(line)}")

@@ -129,6 +129,29 @@ def _ours(meta: dict | None, name: str) -> bool:
     return meta.get("placed_by") == PLACED_BY or ("placed" in meta and "stage_keys" in meta)
 
 
+def engine_profiles(results: dict[str, StageResult]) -> list[dict] | None:
+    """The engine's optimization profiles, ``[{input: {min, opt, max}}]`` (None: static shapes).
+
+    The engine is built with one TensorRT profile per entry of the snapshot's profiles, which optimize
+    records in its meta; freeze's meta has the same list (the snapshot copies it), for a build whose
+    optimize did not run.
+    """
+    for stage in ("optimize", "freeze"):
+        res = results.get(stage)
+        if res is not None and res.ok and res.meta.get("profiles"):
+            return [{name: {k: list(r[k]) for k in ("min", "opt", "max")} for name, r in sorted(p.items())}
+                    for p in res.meta["profiles"]]
+    return None
+
+
+def engine_inputs(results: dict[str, StageResult]) -> list[dict] | None:
+    """The engine's inputs as frozen: name, shape (-1 for a dimension a profile keeps dynamic), dtype."""
+    res = results.get("freeze")
+    if res is None or not res.ok or not res.meta.get("inputs"):
+        return None
+    return [{"name": i.get("name"), "shape": i.get("shape"), "dtype": i.get("dtype")} for i in res.meta["inputs"]]
+
+
 def _place(ctx: StageContext, results: dict[str, StageResult], force: bool) -> dict | None:
     opt = results.get("optimize")
     if opt is None or not opt.ok or "engine" not in opt.outputs:
@@ -151,6 +174,8 @@ def _place(ctx: StageContext, results: dict[str, StageResult], force: bool) -> d
         "layers": (construct.meta.get("layers") if construct else None) or opt.meta.get("layers"),
         "tensorrt_flavor": opt.meta.get("tensorrt_flavor"), "tensorrt": opt.meta.get("tensorrt"),
         "target": opt.meta.get("target"), "builder": ctx.config.spec.builder.model_dump(mode="json"),
+        # what the engine serves: each input's shape (-1: dynamic) and min/opt/max per input per profile
+        "inputs": engine_inputs(results), "profiles": engine_profiles(results),
         # the code that built this engine (the optimize stage's code list), not the whole converter
         "toolchain": ctx.toolchain, "engine_code": key_of(ctx.code(get_stage("optimize"))),
         "stage_keys": {n: r.key for n, r in results.items()},
@@ -187,7 +212,8 @@ def _place(ctx: StageContext, results: dict[str, StageResult], force: bool) -> d
             atomic_write_bytes(meta_path, data, tmp=beside_tmp(meta_path))
 
     def update(rec: dict) -> dict:
-        rec["engine"] = {"path": str(dest), "digest": digest, "bytes": manifest["bytes"], "when": now_iso()}
+        rec["engine"] = {"path": str(dest), "digest": digest, "bytes": manifest["bytes"], "when": now_iso(),
+                         "profiles": manifest["profiles"]}
         return rec
 
     try:
@@ -235,6 +261,10 @@ def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict |
                      "max_rel_err": o.get("max_rel_err"), "passed": bool(o.get("passed"))}
                     for o in report.get("outputs", [])],
     }
+    if report.get("shapes"):
+        # a dynamic network: one row per input shape set checked (every profile's min/opt/max, then the config's)
+        verification["shapes"] = [{"inputs": row.get("inputs"), "passed": bool(row.get("passed")),
+                                   "max_abs_err": _worst(row)} for row in report["shapes"]]
     summary = {
         "config": ctx.config.given,
         "name": ctx.config.name,
@@ -253,6 +283,22 @@ def summarize(ctx: StageContext, results: dict[str, StageResult], engine: dict |
     if error is not None:
         summary["error"] = _error_text(error)
     return summary
+
+
+def _worst(row: dict) -> float | None:
+    errs = [o.get("max_abs_err") for o in (row.get("outputs") or {}).values()]
+    return max((e for e in errs if isinstance(e, (int, float))), default=None)
+
+
+def shape_text(shape) -> str:
+    return "x".join("?" if d is None or (isinstance(d, int) and d < 0) else str(d) for d in shape or []) or "scalar"
+
+
+def profile_lines(profiles: list[dict] | None) -> list[str]:
+    """One line per optimization profile: ``profile 0: token_ids 1x8 / 4x64 / 8x128 (min / opt / max)``."""
+    return [f"profile {k}: " + ", ".join(f"{name} {shape_text(r['min'])} / {shape_text(r['opt'])} / "
+                                         f"{shape_text(r['max'])}" for name, r in sorted(p.items()))
+            + " (min / opt / max)" for k, p in enumerate(profiles or [])]
 
 
 #: what the engine computes in: the converter builds fp32 networks and the config has no precision setting
@@ -289,12 +335,14 @@ def effective_settings(ctx: StageContext, results: dict[str, StageResult]) -> di
     return {"inputs": inputs, "profiles": profiles or None, "precision": PRECISION,
             "builder": {k: builder.get(k) for k in ("workspace", "opt_level", "targets", "timing_cache")},
             "verification": {"enabled": ver.enabled, "rtol": ver.rtol, "atol": ver.atol, "samples": ver.samples,
-                             "seed": ver.seed}}
+                             "seed": ver.seed, **({"shapes": ver.shapes} if ver.shapes else {})}}
 
 
 def settings_line(settings: dict) -> str:
     """One short line of :func:`effective_settings`: inputs, profiles, precision, builder, verification."""
     def dims(shape) -> str:
+        if shape is None:  # an input given by profiles, before freeze says which dimensions stay dynamic
+            return "dynamic"
         return "x".join("?" if d is None or (isinstance(d, int) and d < 0) else str(d) for d in shape or []) or "scalar"
 
     ins = ", ".join(f"{i['name']} {dims(i['shape'])} {i['dtype']}" + (" (model default)" if i["from"] == "model" else "")
@@ -304,7 +352,8 @@ def settings_line(settings: dict) -> str:
     b = settings["builder"]
     ws = "TensorRT default" if b.get("workspace") is None else _size(b["workspace"])
     v = settings["verification"]
-    verify = (f"verify rtol {v['rtol']:g} atol {v['atol']:g}, {v['samples']} sample(s)" if v["enabled"]
+    extra = f", {len(v['shapes'])} extra shape set(s)" if v.get("shapes") else ""
+    verify = (f"verify rtol {v['rtol']:g} atol {v['atol']:g}, {v['samples']} sample(s){extra}" if v["enabled"]
               else "verification off")
     return (f"inputs {ins}; {shapes}; precision {settings['precision']}; workspace {ws}; "
             f"opt_level {b.get('opt_level')}; targets {','.join(b['targets']) if b.get('targets') else 'default'}; "
@@ -329,6 +378,7 @@ def engine_facts(ctx: StageContext, results: dict[str, StageResult], engine: dic
         "tensorrt": ctx.toolchain.get("tensorrt"),
         "target": opt.meta.get("target") if opt and opt.ok else ctx.backend.target(
             ctx.config.spec.builder.model_dump(mode="json")),
+        "profiles": engine_profiles(results),
     }
 
 

@@ -27,6 +27,9 @@ def input_options(v) -> dict:
         out["input_ranges"] = {name: (float(lo), float(hi)) for name, (lo, hi) in sorted(v.input_ranges.items())}
     if v.input_values:
         out["input_values"] = dict(sorted(v.input_values.items()))
+    if v.shapes:
+        # in the given order: a set's position decides the seed of its random inputs
+        out["shapes"] = [{name: list(shape) for name, shape in sorted(s.items())} for s in v.shapes]
     return out
 
 
@@ -57,7 +60,7 @@ class Verify(Stage):
     def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
         v = ctx.config.spec.verification
         npz = ctx.config.inputs_npz
-        # ranges/values join the key only when set, so existing reports keep their keys
+        # ranges/values/shapes join the key only when set, so existing reports keep their keys
         config = {"verification.rtol": v.rtol, "verification.atol": v.atol,
                   "verification.samples": v.samples, "verification.seed": v.seed,
                   **{f"verification.{k}": opts for k, opts in input_options(v).items()}}

@@ -77,6 +77,33 @@ def test_profile_option_and_its_errors(model_file, tmp_path):
     assert proc.returncode == 2 and "min ≤ opt ≤ max" in out["error"]
 
 
+def test_verify_shape_adds_a_shape_to_verify(model_file, tmp_path):
+    engine = tmp_path / "cnn.plan"
+    proc, out = run_cli(str(model_file), "--engine", str(engine), "--verify", "--verify-shape", "image:4x16x16x3",
+                        "--verify-shape", "image:3x16x16x3")
+    assert proc.returncode == 0, proc.stderr
+    rows = out["verification"]["shapes"]
+    assert [row["inputs"]["image"][0] for row in rows] == [1, 8, 4, 3] and all(row["passed"] for row in rows)
+    assert "at image 4x16x16x3" in proc.stderr
+    meta = json.loads((tmp_path / "cnn.plan.json").read_text())
+    assert [row["inputs"]["image"][0] for row in meta["verification"]["shapes"]] == [1, 8, 4, 3]
+
+
+@pytest.mark.parametrize("shape, message", [
+    ("image:9x16x16x3", "is not inside an optimization profile (profile 0: image 1x16x16x3..8x16x16x3)"),
+    ("imgae:4x16x16x3", "'imgae' is not an input of the model (its inputs: image)"),
+    ("image:4x16x16", "has rank 3, the input has rank 4"),
+    ("image:4x8x8x3", "changes a static dimension"),
+    ("image:4x16x16x3,image:2x16x16x3", "names 'image' twice"),
+    ("image=4x16x16x3", "bad --verify-shape"),
+])
+def test_bad_verify_shapes_exit_2_before_building(model_file, tmp_path, shape, message):
+    engine = tmp_path / "cnn.plan"
+    proc, out = run_cli(str(model_file), "--engine", str(engine), "--verify", "--verify-shape", shape)
+    assert proc.returncode == 2 and message in out["error"], out["error"]
+    assert out["engine"] is None and not engine.exists() and out["timings"]["optimize"] == 0.0
+
+
 def test_verification_failure_keeps_engine_and_exits_1(model_file, tmp_path):
     engine = tmp_path / "cnn.plan"
     # an impossible tolerance: any rounding difference fails (ReLU6/Softmax outputs differ in the last bits)

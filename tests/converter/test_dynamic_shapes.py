@@ -12,8 +12,8 @@ from converter.engine import optimize_network
 from converter.errors import FeedError, FreezeError
 from converter.freeze import open_model
 from converter.graph import parse
-from converter.profiles import (ShapeRange, dynamic_shape, in_profiles, parse_profile_arg, profiles_from_args,
-                                shapes_to_check)
+from converter.profiles import (ShapeRange, dynamic_shape, in_profiles, parse_profile_arg, parse_verify_shape_arg,
+                                profiles_from_args, shapes_to_check, verification_shape_problems)
 from converter.reference import ReferenceExecutor
 from converter.snapshot import Snapshot
 from converter.verify import verify
@@ -73,6 +73,36 @@ def test_unknown_dimensions_suggest_a_profile():
     with pytest.raises(FreezeError) as info:
         freeze(model)
     assert "--profile seq:1x8x8,1x16x8,8x32x8" in info.value.hint
+
+
+def test_verify_shape_arguments():
+    assert parse_verify_shape_arg("input_ids:4x77") == {"input_ids": (4, 77)}
+    assert parse_verify_shape_arg("a:4x77, b:4") == {"a": (4, 77), "b": (4,)}
+    for text, message in (("a=4", "bad --verify-shape"), ("a:4x0", "at least 1"), ("a:4,a:5", "twice"),
+                          ("", "bad --verify-shape")):
+        with pytest.raises(FreezeError, match=message):
+            parse_verify_shape_arg(text)
+
+
+def test_verification_shape_problems():
+    profiles = [{"a": ShapeRange((1, 8), (4, 64), (8, 128)), "b": ShapeRange((1,), (4,), (8,))},
+                {"a": ShapeRange((16, 8), (16, 64), (16, 128)), "b": ShapeRange((16,), (16,), (16,))}]
+    declared = {"a": (-1, -1), "b": (-1,), "c": (3,)}
+    assert verification_shape_problems(declared, profiles, {"a": (4, 77), "b": (4,)}) == []
+    assert verification_shape_problems(declared, profiles, {"a": (16, 9), "b": (16,), "c": (3,)}) == []
+    # each input fits some profile, but not the same one: TensorRT runs one profile at a time
+    (problem,) = verification_shape_problems(declared, profiles, {"a": (16, 9), "b": (4,)})
+    assert "not inside an optimization profile" in problem[1] and "profile 1: a 16x8..16x128" in problem[1]
+    problems = verification_shape_problems(declared, profiles, {"a": (4, 9), "c": (2,), "d": (1,)})
+    assert [p[0] for p in problems] == ["d", "c", None]
+    assert "add b: [4]" in problems[-1][2]
+    assert "all static" in verification_shape_problems({"c": (3,)}, [], {"c": (3,)})[0][1]
+
+
+def test_verification_shapes_name_the_missing_input(dynamic_cnn):
+    _, frozen, net = dynamic_cnn
+    with pytest.raises(Exception, match="'imgae' is not an input of the model"):
+        verify(frozen, net.snapshot, shapes=[{"imgae": (5, 16, 16, 3)}])
 
 
 # ------------------------------------------------------------------ a dynamic batch, end to end

@@ -87,7 +87,12 @@ class FakeBackend:
 
             raise FreezeError("cannot freeze a broken model", hint="re-save it with model.save('model.keras')")
         frozen = b"FROZEN" + _h(content, json.dumps(inputs, sort_keys=True).encode(), signature.encode()) * 64
-        return frozen, {"inputs": inputs, "outputs": outputs or ["out"]}
+        meta = {"inputs": inputs, "outputs": outputs or ["out"]}
+        ranged = {i["name"]: i["profiles"] for i in inputs if i.get("profiles")}
+        if ranged:  # as the real backend forms them: the k-th range of every input is profile k
+            count = max(len(v) for v in ranged.values())
+            meta["profiles"] = [{n: rs[min(k, len(rs) - 1)] for n, rs in ranged.items()} for k in range(count)]
+        return frozen, meta
 
     def parse(self, frozen: bytes):
         """The "parsed graph" depends on the frozen graph only, as the real one does (for one converter)."""
@@ -111,13 +116,19 @@ class FakeBackend:
                                                      sort_keys=True).encode()) * 256
         return engine, {"layers": 6}
 
-    def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol) -> dict:
+    def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol, shapes=None) -> dict:
+        """``shapes`` (the config's verification.shapes) give the report one row each, as a dynamic network's."""
         self._note("verify")
         err = float(os.environ.get("TF2TRT_FAKE_ERROR", "1e-6"))
         passed = err <= atol
-        return {"checked": "reference-executor", "passed": passed, "samples": samples,
-                "outputs": [{"name": "out", "max_abs_err": err, "max_rel_err": err * 10,
-                             "out_of_tolerance": 0.0 if passed else 1.0, "passed": passed}]}
+        report = {"checked": "reference-executor", "passed": passed, "samples": samples,
+                  "outputs": [{"name": "out", "max_abs_err": err, "max_rel_err": err * 10,
+                               "out_of_tolerance": 0.0 if passed else 1.0, "passed": passed}]}
+        if shapes:
+            report["shapes"] = [{"inputs": dict(s), "passed": passed,
+                                 "outputs": {"out": {"passed": passed, "max_abs_err": err, "max_rel_err": err * 10}}}
+                                for s in shapes]
+        return report
 
 
 def fake_log(path: Path) -> list[str]:
