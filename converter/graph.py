@@ -132,7 +132,11 @@ class Graph:
         return self.const(ref) is not None
 
     def shape(self, ref: str):
-        node = self.by_name[_src(ref)]
+        """TensorFlow's static shape of ``ref``; None when unknown (or when ``ref`` names no node: a damaged
+        graph, which the support check reports by itself — the op checks that ask must not crash on it)."""
+        node = self.by_name.get(_src(ref))
+        if node is None:
+            return None
         idx = int(ref.partition(":")[2] or 0)
         if idx < len(node.output_shapes):
             return node.output_shapes[idx]
