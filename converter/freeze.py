@@ -1306,6 +1306,10 @@ def _finish(gd, specs: list[tuple[str, TensorSpec]], out_map: dict[str, str], co
             for key in list(n.attr):
                 if key not in ("dtype", "shape"):
                     del n.attr[key]
+    # TF1 loop/cond frames and TensorArrays → While/If nodes (the graph is acyclic then), at the pinned shapes
+    from .tf1_control_flow import functionalize
+
+    gd = functionalize(gd)
     # 2. output Identity nodes with the public output names
     fixed_outputs = {}
     existing = {n.name for n in gd.node}
