@@ -424,9 +424,9 @@ def _check_structural(node: Node, graph: Graph, declared: set[str]) -> list[tupl
 #: ops that come from loops, conditionals and their tensor lists (TF2 functional and TF1 frame forms)
 CONTROL_FLOW_OPS = frozenset({"While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase", "Switch",
                               "Merge", "Enter", "Exit", "NextIteration", "LoopCond", "RefEnter", "RefExit"})
-CONTROL_FLOW_HINT = ("for a fixed sequence length, build Keras recurrent layers with unroll=True (LSTM, GRU, "
-                     "SimpleRNN, Bidirectional: the loop becomes plain layers, which convert and verify); "
-                     "otherwise fold the condition to a constant or move the loop out of the model")
+CONTROL_FLOW_HINT = ("freeze the model with tf2trt (TF1 frames are rewritten into While/If nodes there); see "
+                     "docs/converter.md (While loops) for the forms that convert, or, for a fixed sequence length, "
+                     "build Keras recurrent layers with unroll=True")
 
 
 def _is_control_flow(op: str) -> bool:
@@ -525,9 +525,9 @@ def _check_nodes(graph: Graph, report, registry, where: str) -> None:
         entry = registry.get(node.op)
         if entry is None and _is_control_flow(node.op):
             report(node.name, node.op,
-                   at(ConversionError(node.name, node.op, "this form of control flow (a conditional, a TF1 "
-                                   "loop frame, a TensorArray or a TensorList op other than a while loop's reads, "
-                                   "writes and stacks) does not convert to TensorRT yet",
+                   at(ConversionError(node.name, node.op, "this form of control flow (a TF1 frame left after "
+                                   "freezing, a TensorArray or a TensorList op other than a while loop's reads, "
+                                   "writes and stacks) does not convert to TensorRT",
                                    CONTROL_FLOW_HINT)))
             continue
         arity = _arity_problem(node) if entry is not None else None

@@ -18,7 +18,7 @@ from .base import Stage, StageContext, StageIO, StageResult, code_list
 #: construct.py and the op converters it runs (ops/, registry.py, context.py, trt.py, layers/),
 #: and the snapshot that reads the network back (snapshot.py).  Not fuse.py: parse fused the
 #: graph already, and a fusion change that changes the graph reaches this key through its digest.
-CODE = code_list(("construct.py", "graph.py", "freeze.py", "control_flow.py", "shapes.py", "units.py", "errors.py", "structural.py", "_io.py", "profiles.py"),
+CODE = code_list(("construct.py", "graph.py", "freeze.py", "control_flow.py", "tf1_control_flow.py", "shapes.py", "units.py", "errors.py", "structural.py", "_io.py", "profiles.py"),
                  ("registry.py", "ops/", "context.py", "trt.py", "layers/", "snapshot.py", "functions.py",
                   "loop_rewrites.py", "tensor_list.py"))
 

@@ -60,7 +60,8 @@ def example_model(ctx: StageContext) -> Path:
 
 
 #: freeze.py and what it imports (structural.py: the op sets it prunes by).
-CODE = ("freeze.py", "control_flow.py", "shapes.py", "units.py", "_io.py", "errors.py", "structural.py", "profiles.py")
+CODE = ("freeze.py", "control_flow.py", "tf1_control_flow.py", "shapes.py", "units.py", "_io.py", "errors.py",
+        "structural.py", "profiles.py")
 
 
 class Freeze(Stage):
