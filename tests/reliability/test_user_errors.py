@@ -336,7 +336,7 @@ def test_graphs_that_do_not_import_say_why(tmp_path, capsys, probe):
     graphs = _edited_graphs(tmp_path)
     engine = tmp_path / "m.plan"
     seen = {}
-    for what, needle in [("shape mismatch", "shapes disagree"), ("a Merge that lost its inputs", "lost")]:
+    for what, needle in [("shape mismatch", "shapes disagree"), ("a Merge that lost its inputs", "malformed")]:
         code, out, printed = convert(capsys, graphs[what], "--engine", engine)
         assert_bad_input(code, out, printed, engine, needle, absent=("ops this TensorFlow build lacks",))
         seen[what] = out["error"].split("(hint: ", 1)[1].rstrip(")")

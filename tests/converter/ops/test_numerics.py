@@ -333,6 +333,7 @@ def run_sweep_case(c: Case) -> None:
         assert optimize_network(network), f"case {c.id}: TensorRT built no engine"
 
 
+@pytest.mark.slow  # ~340 rows of edge values: the full (CI) run keeps them, the quick loop's op tables cover each op
 @pytest.mark.parametrize("c", params(TABLE))
 def test_numerics(c):
     run_sweep_case(c)
