@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # transformer blocks, ~5-15 s each: the full run keeps them
+
 from converter import construct
 from converter.engine import optimize_network
 from converter.freeze import open_model

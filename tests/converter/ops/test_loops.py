@@ -185,6 +185,7 @@ def _convert(tmp_path, name):
     return frozen, graph
 
 
+@pytest.mark.slow  # 20 real models saved and reloaded; the control-flow op table covers each op in the quick loop
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_loop_converts_and_verifies(name, tmp_path):
     frozen, graph = _convert(tmp_path, name)

@@ -119,6 +119,7 @@ def test_docs_ops_md_is_up_to_date():
     assert current == text, "docs/ops.md is stale: regenerate it with `python -m converter.opdocs`"
 
 
+@pytest.mark.slow  # freezes every table case (~10 s); the full run checks it
 def test_docs_ops_tested_json_is_up_to_date():
     """docs/ops_tested.json (the dtypes and case ids per op that docs/ops.md shows) matches the tables: every case
     frozen, its ops' dtypes read from the graph."""
