@@ -9,7 +9,10 @@ loop body has its value in the loop's last iteration).
 
 This module is the generic loop only: what each layer computes lives with its
 kind in :mod:`converter.layers` (``prepare`` once per executor, ``run`` per
-call).  Floating point work stays in float32 (no float64 upcasts on the hot
+call).  Reduced precision (fp16/bf16, :mod:`converter.precision`) is emulated as TensorRT runs it: a
+layer's inputs and weights hold values of its type, its arithmetic runs in float32 (where TensorRT's
+kernels accumulate), and its outputs are rounded to the recorded type (round to nearest even).
+Floating point work stays in float32 (no float64 upcasts on the hot
 paths); BLAS runs single-threaded while the executor runs, and big matrix
 products are split over a small pool instead (see :mod:`converter.layers._numpy`).
 TensorRT loops run as single nodes whose bodies are evaluated once per iteration
@@ -36,6 +39,16 @@ __all__ = ["ExecutorError", "FeedError", "UnsupportedLayerError", "ReferenceExec
 
 #: layer types the executor can evaluate (every registered kind with numpy semantics)
 SUPPORTED_LAYER_TYPES = frozenset(name for name, kind in layer_kinds.KINDS.items() if kind.run is not None)
+
+
+_NARROW_FLOATS = tuple(np.dtype(_np_dtype(n)) for n in ("HALF", "BF16"))
+
+
+def _widen(value):
+    """fp16/bf16 values as float32 (exact): a reduced-precision layer computes in float32, see the docstring."""
+    if isinstance(value, np.ndarray) and value.dtype in _NARROW_FLOATS:
+        return value.astype(np.float32)
+    return value
 
 
 class ReferenceExecutor:
@@ -70,7 +83,8 @@ class ReferenceExecutor:
                 continue
             params = layer_kind.params.from_json(rec["params"])
             self._params.append(params)
-            self._prepared.append(layer_kind.prepared(params, snapshot.layer_weights(rec)))
+            weights = {k: _widen(v) for k, v in snapshot.layer_weights(rec).items()}
+            self._prepared.append(layer_kind.prepared(params, weights))
         # the order of evaluation: single layers, and loops as single nodes (their bodies run per iteration)
         self._nodes = _regions.plan(self._layers, self._kinds, self._params)
         self._node_of: dict[str, int] = {}
@@ -179,7 +193,7 @@ class ReferenceExecutor:
         if layer_kind is None:
             raise UnsupportedLayerError(rec["name"], rec["type"])
         try:
-            ins = [None if n is None else values[n] for n in rec["inputs"]]
+            ins = [None if n is None else _widen(values[n]) for n in rec["inputs"]]
         except KeyError as exc:  # pragma: no cover - topologically sorted by TensorRT
             raise ExecutorError(f"layer {rec['name']!r}: input {exc} not computed") from None
         start = time.perf_counter() if timings is not None else 0.0

@@ -83,6 +83,36 @@ def _trt_dtype(name: str):
 SUPPORTED_LAYER_TYPES = layer_kinds.SUPPORTED_LAYER_TYPES
 
 
+# --------------------------------------------------------------------------- bfloat16 in archives
+
+#: archive-key suffix of a bfloat16 weight stored as its uint16 bit pattern (``.npy`` has no bfloat16 type)
+_BF16_SUFFIX = "::BF16"
+
+
+def _archive_arrays(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Weights as ``.npy``-storable arrays: bfloat16 ones become their uint16 bits under a suffixed key."""
+    out = {}
+    for key, arr in weights.items():
+        if trtshim.is_bfloat16(arr):
+            out[key + _BF16_SUFFIX] = np.require(arr, requirements="C").view(np.uint16)
+        else:
+            out[key] = arr
+    return out
+
+
+def _from_archive(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`_archive_arrays`."""
+    out = {}
+    for key, arr in arrays.items():
+        if key.endswith(_BF16_SUFFIX):
+            import ml_dtypes
+
+            out[key[:-len(_BF16_SUFFIX)]] = np.asarray(arr, np.uint16).view(ml_dtypes.bfloat16)
+        else:
+            out[key] = arr
+    return out
+
+
 # --------------------------------------------------------------------------- snapshot
 
 def _back_edges(type_name: str) -> tuple[int, ...]:
@@ -364,7 +394,8 @@ class Snapshot:
         os.makedirs(directory, exist_ok=True)
         text = canonical_json(dict(self.topology, meta=self.meta)) if self.meta else self.canonical_json()
         buf = io.BytesIO()
-        np.savez(buf, **{k: self.weights[k] for k in sorted(self.weights)})
+        stored = _archive_arrays(self.weights)
+        np.savez(buf, **{k: stored[k] for k in sorted(stored)})
         for name, data in ((WEIGHTS_NAME, buf.getvalue()), (JSON_NAME, text.encode("utf-8"))):
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
             try:
@@ -383,7 +414,7 @@ class Snapshot:
         with open(os.path.join(directory, JSON_NAME), encoding="utf-8") as fh:
             topology = json.load(fh)
         with np.load(os.path.join(directory, WEIGHTS_NAME), allow_pickle=False) as data:
-            weights = {k: np.array(data[k]) for k in data.files}
+            weights = _from_archive({k: np.array(data[k]) for k in data.files})
         return cls(topology, weights)
 
     _BYTES_HEADER = b"TF2TRTSNAP2\n"
@@ -399,10 +430,11 @@ class Snapshot:
         text = canonical_json(dict(self.topology, meta=self.meta)).encode("utf-8")
         buf = io.BytesIO()
         buf.write(self._BYTES_HEADER + str(len(text)).encode() + b"\n" + text)
-        names = sorted(self.weights)
+        stored = _archive_arrays(self.weights)
+        names = sorted(stored)
         buf.write((json.dumps(names) + "\n").encode())
         for name in names:
-            np.save(buf, np.require(self.weights[name], requirements="C"), allow_pickle=False)  # 0-d stays 0-d
+            np.save(buf, np.require(stored[name], requirements="C"), allow_pickle=False)  # 0-d stays 0-d
         return buf.getvalue()
 
     @classmethod
@@ -415,7 +447,7 @@ class Snapshot:
             size = int(buf.readline())
             topology = json.loads(buf.read(size))
             names = json.loads(buf.readline())
-            weights = {name: np.load(buf, allow_pickle=False) for name in names}
+            weights = _from_archive({name: np.load(buf, allow_pickle=False) for name in names})
         except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged blob
             raise DamagedSnapshotError(f"damaged network snapshot: {exc}") from exc
         return cls(topology, weights)

@@ -165,6 +165,12 @@ _NP_FROM_TRT = {
     "UINT8": np.uint8,
     "BOOL": np.bool_,
 }
+try:  # bfloat16 as a numpy dtype comes from ml_dtypes (a TensorFlow dependency)
+    import ml_dtypes as _ml_dtypes
+
+    _NP_FROM_TRT["BF16"] = _ml_dtypes.bfloat16
+except ImportError:  # pragma: no cover - TensorFlow always brings ml_dtypes
+    _ml_dtypes = None
 
 
 def np_dtype(trt_dtype) -> np.dtype:
@@ -173,6 +179,24 @@ def np_dtype(trt_dtype) -> np.dtype:
         return np.dtype(_NP_FROM_TRT[trt_dtype.name])
     except KeyError:
         raise TypeError(f"TensorRT data type {trt_dtype.name} has no numpy equivalent here") from None
+
+
+def is_bfloat16(arr) -> bool:
+    return _ml_dtypes is not None and np.asarray(arr).dtype == np.dtype(_ml_dtypes.bfloat16)
+
+
+def weights(arr: np.ndarray):
+    """TensorRT ``Weights`` over ``arr`` (the caller keeps ``arr`` alive).
+
+    The bindings convert float16/float32/int arrays themselves but not ml_dtypes' bfloat16 (a numpy void
+    type to them), so bfloat16 weights are handed over by pointer and element count.
+    """
+    trt = module()
+    if is_bfloat16(arr):
+        if not arr.flags["C_CONTIGUOUS"]:
+            raise ValueError("bfloat16 weights must be C-contiguous")
+        return trt.Weights(trt.DataType.BF16, arr.ctypes.data, arr.size)
+    return trt.Weights(arr)
 
 
 def trt_dtype(np_dtype_like):

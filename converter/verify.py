@@ -173,6 +173,9 @@ class VerificationReport:
     atol: float = DEFAULT_ATOL
     #: dynamic networks: one row per input shape checked (``{"inputs": {name: shape}, "passed", "outputs"}``)
     shapes: list[dict] = field(default_factory=list)
+    #: reduced precision (:mod:`converter.precision_verify`): the precision, the error against the fp32
+    #: network, the layers that contribute most, and the layers kept in fp32 (by the policy and the fallback)
+    precision: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -195,6 +198,8 @@ class VerificationReport:
             d["first_divergence"] = self.first_divergence
         if self.intermediates is not None:
             d["intermediates"] = self.intermediates
+        if self.precision is not None:
+            d["precision"] = self.precision
         return d
 
     def summary(self) -> dict:
@@ -212,6 +217,8 @@ class VerificationReport:
             out["first_divergence"] = self.first_divergence
         if self.shapes:
             out["shapes"] = [dict(row) for row in self.shapes]
+        if self.precision is not None:
+            out["precision"] = {k: v for k, v in self.precision.items() if k != "layers"}
         return out
 
     def render(self) -> str:
@@ -253,11 +260,32 @@ class VerificationReport:
         n_pass = sum(o.passed for o in self.outputs)
         lines.append(f"  {'PASSED' if self.passed else 'FAILED'} | {n_pass}/{len(self.outputs)} outputs passed"
                      + (f" ({len(self.vacuous_outputs)} vacuously)" if self.vacuous_outputs else ""))
+        if self.precision is not None:
+            lines.extend(render_precision(self.precision))
         if self.first_divergence:
             fd = self.first_divergence
             lines.append(f"  first divergence at TF node '{fd['node']}' ({fd['op']}): "
                          f"max_abs_err={_fmt(fd.get('max_abs_err'))}")
         return "\n".join(lines)
+
+
+def render_precision(info: dict) -> list[str]:
+    """The report lines of a reduced-precision check (see :class:`VerificationReport.precision`)."""
+    counts = info.get("counts") or {}
+    p = info.get("precision")
+    lines = [f"  precision {p}: {counts.get(p, 0)} layers in {p}, {counts.get('fp32', 0)} in fp32 "
+             f"({len(info.get('kept_fp32') or {})} kept by the policy, the config or the fallback)"]
+    for name, err in sorted((info.get("against_fp32_network") or {}).items()):
+        lines.append(f"  against the fp32 network | {name}: max_abs_err={_fmt(err)}")
+    fallback = info.get("fallback") or []
+    if fallback:
+        lines.append(f"  fallback: {len(fallback)} layer(s) kept in fp32 to pass: " + ", ".join(fallback[:8])
+                     + (" …" if len(fallback) > 8 else ""))
+    top = info.get("top_layers") or []
+    if top:
+        lines.append("  largest error growth: " + ", ".join(
+            f"{t['layer']} (+{_fmt(t['growth'])})" for t in top[:5]))
+    return lines
 
 
 # ------------------------------------------------------------------ input domains from the graph
@@ -1085,9 +1113,21 @@ def _run_tf(runner: TensorFlowRunner, feeds: dict, fetches: list[str], frozen: F
 
 
 def _network_feeds(snapshot, feeds: dict) -> dict:
-    """The feeds the network has inputs for (an input no output needs may be missing on either side)."""
-    names = {t["name"] for t in snapshot.inputs}
-    return {k: v for k, v in feeds.items() if k in names}
+    """The feeds the network has inputs for (an input no output needs may be missing on either side).
+
+    A float32 feed for an fp16/bf16 network input (``io: native`` reduced precision) is rounded to the
+    input's type, as a caller of the engine would have to.
+    """
+    from .layers._numpy import np_dtype
+
+    types = {t["name"]: t["dtype"] for t in snapshot.inputs}
+    out = {}
+    for k, v in feeds.items():
+        if k in types:
+            if types[k] in ("HALF", "BF16") and np.asarray(v).dtype == np.float32:
+                v = np.asarray(v).astype(np_dtype(types[k]))
+            out[k] = v
+    return out
 
 
 def run_reference(snapshot, feeds: dict, outputs: list[str] | None = None, keep_intermediates: bool = False):
@@ -1128,22 +1168,29 @@ def verify(frozen: FrozenGraph, snapshot=None, engine: bytes | None = None, inpu
     if shapes and inputs_npz is not None:
         raise VerificationError("verification shapes and real inputs (an .npz) were both given",
                                 "the .npz's arrays are used at their own shapes: drop one of them")
-    shape_sets = _shape_sets(frozen, snapshot, shapes) if inputs_npz is None else []
-    if inputs_npz is not None:
-        input_sets = _load_npz(frozen, inputs_npz)
-    elif shape_sets:
-        input_sets = []
-        for k, shape_set in enumerate(shape_sets):
-            sized = [dataclasses.replace(p, shape=tuple(shape_set.get(p.name, p.shape))) for p in plans]
-            input_sets += generate_inputs(sized, seed + k, samples)
-    else:
-        input_sets = generate_inputs(plans, seed, samples)
+    input_sets = build_input_sets(frozen, snapshot, plans, seed, samples, inputs_npz, shapes)
     tf_runner = TensorFlowRunner(frozen)
     try:
         return _verify(frozen, snapshot, engine, plans, input_sets, tf_runner, rtol, atol, tolerances,
                        bisect_on_failure, intermediates, None if inputs_npz is not None else seed)
     finally:
         tf_runner.close()
+
+
+def build_input_sets(frozen: FrozenGraph, snapshot, plans: list[InputPlan], seed: int, samples: int,
+                     inputs_npz: str | None = None, shapes: list[dict] | None = None) -> list[dict]:
+    """The feed dicts :func:`verify` checks: the .npz's, or ``samples`` per shape to check (one set of shapes
+    for a static network), seeded by ``seed`` plus the shape's position."""
+    shape_sets = _shape_sets(frozen, snapshot, shapes) if inputs_npz is None else []
+    if inputs_npz is not None:
+        return _load_npz(frozen, inputs_npz)
+    if shape_sets:
+        input_sets = []
+        for k, shape_set in enumerate(shape_sets):
+            sized = [dataclasses.replace(p, shape=tuple(shape_set.get(p.name, p.shape))) for p in plans]
+            input_sets += generate_inputs(sized, seed + k, samples)
+        return input_sets
+    return generate_inputs(plans, seed, samples)
 
 
 def check_verification_shapes(frozen: FrozenGraph, shapes: list[dict] | None, npz: str | None = None) -> None:

@@ -30,6 +30,12 @@ _NP_DTYPES = {
     "FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8,
     "UINT8": np.uint8, "BOOL": np.bool_,
 }
+try:  # bfloat16 comes from ml_dtypes (a TensorFlow dependency)
+    import ml_dtypes
+
+    _NP_DTYPES["BF16"] = ml_dtypes.bfloat16
+except ImportError:  # pragma: no cover
+    pass
 
 def np_dtype(name: str) -> np.dtype:
     try:

@@ -224,7 +224,7 @@ def as_trt_weights(arr: np.ndarray | None, keep: list, dtype_name: str = "FLOAT"
         return trt.Weights(trt_dtype(dtype_name))
     arr = np.require(arr, requirements="C")
     keep.append(arr)
-    return trt.Weights(arr)
+    return trtshim.weights(arr)
 
 
 def weights_dtype_name(weights: dict, default: str = "FLOAT") -> str:

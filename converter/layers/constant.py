@@ -29,7 +29,7 @@ def add(network, inputs, p: Params, weights=None, keep=None):
     keep = keep if keep is not None else []
     arr = np.require(weights["weights"], requirements="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
     keep.append(arr)
-    return network.add_constant(tuple(p.shape), trtshim.module().Weights(arr))
+    return network.add_constant(tuple(p.shape), trtshim.weights(arr))
 
 
 def read(layer):
