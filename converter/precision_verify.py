@@ -62,7 +62,8 @@ def _abs_error_and_scale(got, ref) -> tuple[float, float]:
     return float(np.abs(got - ref)[finite].max()), float(np.abs(ref[finite]).max())
 
 
-def error_growth(fp32: Snapshot, lowered: Snapshot, plan: PrecisionPlan, feeds: dict) -> list[dict]:
+def error_growth(fp32: Snapshot, lowered: Snapshot, plan: PrecisionPlan, feeds: dict,
+                 fp32_values: dict | None = None) -> list[dict]:
     """Reduced-precision layers by how much error each adds (largest first), on ``feeds``.
 
     A layer's growth is the absolute error of its output minus the largest absolute error of its inputs,
@@ -74,7 +75,8 @@ def error_growth(fp32: Snapshot, lowered: Snapshot, plan: PrecisionPlan, feeds: 
     from .reference import ReferenceExecutor
     from .verify import _network_feeds
 
-    ref = ReferenceExecutor(fp32).run(_network_feeds(fp32, feeds), keep_intermediates=True)
+    ref = fp32_values if fp32_values is not None else \
+        ReferenceExecutor(fp32).run(_network_feeds(fp32, feeds), keep_intermediates=True)
     got = ReferenceExecutor(lowered).run(_network_feeds(lowered, feeds), keep_intermediates=True)
     stats: dict[str, tuple[float, float]] = {}
 
@@ -140,14 +142,21 @@ def verify_precision(frozen, snapshot: Snapshot, settings: PrecisionSettings, *,
             return True
 
         lowered, plan = lower(snapshot, settings)
-        ranking = error_growth(snapshot, lowered, plan, input_sets[0]) if settings.reduced else []
+        fp32_values = None
+        ranking = []
+        if settings.reduced:
+            from .reference import ReferenceExecutor
+
+            fp32_values = ReferenceExecutor(snapshot).run(V._network_feeds(snapshot, input_sets[0]),
+                                                          keep_intermediates=True)
+            ranking = error_growth(snapshot, lowered, plan, input_sets[0], fp32_values)
         trials: list[dict] = []
         if settings.reduced and fallback and not passes(lowered):
             settings, lowered, plan, trials = _search(snapshot, settings, ranking, passes)
         report = V._verify(frozen, lowered, None, plans, input_sets, runner, rtol, atol, tolerances,
                            False, intermediates, None if inputs_npz is not None else seed)
         if settings.reduced:
-            report.precision = _precision_section(snapshot, lowered, plan, settings, ranking, input_sets, frozen)
+            report.precision = _precision_section(fp32_values, lowered, plan, settings, ranking, input_sets, frozen)
         return PrecisionResult(settings, lowered, plan, report, ranking, trials)
     finally:
         runner.close()
@@ -186,13 +195,13 @@ def _search(snapshot, settings, ranking, passes):
     return trial, lowered, plan, trials
 
 
-def _precision_section(fp32, lowered, plan, settings, ranking, input_sets, frozen) -> dict:
+def _precision_section(fp32_values, lowered, plan, settings, ranking, input_sets, frozen) -> dict:
     from .reference import ReferenceExecutor
     from .verify import _finite, _network_feeds
 
     against = {}
     feeds = input_sets[0]
-    ref = ReferenceExecutor(fp32).run(_network_feeds(fp32, feeds))
+    ref = fp32_values
     got = ReferenceExecutor(lowered).run(_network_feeds(lowered, feeds))
     for name in frozen.outputs:
         a, b = np.asarray(got[name], np.float64), np.asarray(ref[name], np.float64)

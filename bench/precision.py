@@ -1,0 +1,207 @@
+"""Reduced precision per model: network size, engine size, build time and the error each precision costs.
+
+For each model (random weights, fixed seed, logits rather than softmax probabilities so the outputs are
+not all below the tolerance) the fp32 network is converted once, then for fp32, fp16 and bf16:
+lowered (:mod:`converter.precision`), verified against TensorFlow on the reference executor with the
+precision's default tolerances and the automatic fp32 fallback (:mod:`converter.precision_verify`), and
+built into an engine ahead of time (TensorRT-RTX, no GPU).  One child process per model.
+
+    python bench/precision.py                      # all models, writes docs/precision.md
+    python bench/precision.py --models ResNet50 --no-write
+
+No peer column: the peer path (tf2onnx + TensorRT's ONNX parser) needs an fp16 ONNX model, and
+TensorRT-RTX has no fp16 builder flag to ask for one; converting the ONNX model to fp16 is a separate
+tool (onnxconverter-common) that is not part of the peer's documented path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = {  # name -> (builder, input side or None)
+    "ResNet50": ("keras.applications", 224),
+    "ConvNeXtTiny": ("keras.applications", 224),
+    "EfficientNetB0": ("keras.applications", 224),
+    "MobileNetV2": ("keras.applications", 224),
+    "BERT encoder": ("keras_hub", None),
+}
+PRECISIONS = ("fp32", "fp16", "bf16")
+CACHE = ROOT / "bench" / ".models"
+BERT = dict(vocabulary_size=1000, num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024,
+            max_sequence_length=128)
+BERT_SEQ = 128
+
+
+def build_model(name: str) -> tuple[Path, dict | None]:
+    """The saved model (and the --input shapes it needs), generated once into bench/.models."""
+    import keras
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if name == "BERT encoder":
+        path = CACHE / "bert_encoder_precision"
+        shapes = {n: (1, BERT_SEQ) for n in ("token_ids", "segment_ids", "padding_mask")}
+        if not path.exists():
+            import keras_hub
+
+            keras.utils.set_random_seed(0)
+            keras_hub.models.BertBackbone(**BERT).export(str(path), verbose=False)
+        return path, shapes
+    side = MODELS[name][1]
+    path = CACHE / f"{name}_{side}_logits.keras"
+    if not path.exists():
+        keras.utils.set_random_seed(0)
+        model = getattr(keras.applications, name)(weights=None, input_shape=(side, side, 3),
+                                                  classifier_activation=None)
+        model.save(str(path))
+    return path, None
+
+
+def measure_one(name: str) -> dict:
+    from converter.construct import construct
+    from converter.engine import optimize_network
+    from converter.freeze import freeze
+    from converter.graph import parse
+    from converter.precision import DEFAULT_TOLERANCES, PrecisionSettings
+    from converter.precision_verify import verify_precision
+
+    path, shapes = build_model(name)
+    frozen = freeze(path, inputs=shapes)
+    start = time.perf_counter()
+    snapshot = construct(parse(frozen)).snapshot
+    row = {"model": name, "construct_s": round(time.perf_counter() - start, 2), "precisions": {}}
+    ranges = {"token_ids": (0, BERT["vocabulary_size"]), "segment_ids": (0, 2)} if shapes else None
+    values = {"padding_mask": 1} if shapes else None
+    for precision in PRECISIONS:
+        settings = PrecisionSettings(precision)
+        start = time.perf_counter()
+        result = verify_precision(frozen, snapshot, settings, input_ranges=ranges, input_values=values)
+        verify_s = time.perf_counter() - start
+        start = time.perf_counter()
+        engine = optimize_network(result.snapshot)
+        build_s = time.perf_counter() - start
+        report = result.report
+        info = report.precision or {}
+        row["precisions"][precision] = {
+            "passed": report.passed, "tolerances": list(DEFAULT_TOLERANCES[precision]),
+            "layers": result.snapshot.layer_count, "casts": info.get("casts", 0),
+            "fp32_layers": (info.get("counts") or {}).get("fp32"),
+            "kept_by_policy": sum(1 for r in (info.get("kept_fp32") or {}).values() if r != "fallback"),
+            "fallback": info.get("fallback", []),
+            "max_abs_err": {o.name: o.max_abs_err for o in report.outputs},
+            "max_rel_err": {o.name: o.max_rel_err for o in report.outputs},
+            "max_abs_ref": None,
+            "against_fp32": info.get("against_fp32_network"),
+            "vacuous": report.vacuous_outputs,
+            "top_layers": (info.get("top_layers") or [])[:3],
+            "verify_s": round(verify_s, 1), "build_s": round(build_s, 2), "engine_mb": round(len(engine) / 2**20, 1),
+        }
+    return row
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.2g}" if isinstance(x, float) else str(x)
+
+
+def render(rows: list[dict]) -> str:
+    import datetime
+    import platform
+
+    from converter.precision import DEFAULT_TOLERANCES, LONG_REDUCTION
+
+    lines = [
+        "# Reduced precision",
+        "",
+        f"Generated by `python bench/precision.py` on {datetime.date.today()} ({platform.machine()}, "
+        f"{os.cpu_count()} cores, no GPU). Random weights (seed 0); CNNs at 224x224 with "
+        "`classifier_activation=None` (logits: softmax probabilities of a random model are all ≈ 1/1000, "
+        f"below any tolerance); the BERT encoder is keras-hub `BertBackbone` ({BERT['num_layers']} layers, "
+        f"hidden {BERT['hidden_dim']}, sequence {BERT_SEQ}) exported with `model.export()`.",
+        "",
+        "Each precision is verified against TensorFlow fp32 on the reference executor, which emulates the "
+        "precision of every layer (inputs and weights in the layer's type, float32 arithmetic, outputs rounded "
+        "to nearest even), with the default tolerances "
+        + ", ".join(f"{p} rtol {r:g} atol {a:g}" for p, (r, a) in DEFAULT_TOLERANCES.items() if p != "int8")
+        + ". The engine is built ahead of time by TensorRT-RTX (no GPU here, so no kernel timings).",
+        "",
+        "| model | precision | result | max abs err vs TF | vs fp32 network | layers (casts) | kept fp32: policy / "
+        "fallback | engine MB | build s | verify s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['model']} | – | FAILED: {row['error']} | | | | | | | |")
+            continue
+        for p, r in row["precisions"].items():
+            err = max((v for v in r["max_abs_err"].values() if v is not None), default=None)
+            vs32 = max((v for v in (r["against_fp32"] or {}).values() if v is not None), default=None)
+            result = "PASSED" if r["passed"] else "FAILED"
+            if r["vacuous"]:
+                result += " (vacuous)"
+            kept = "–" if p == "fp32" else f"{r['kept_by_policy']} / {len(r['fallback'])}"
+            lines.append(f"| {row['model']} | {p} | {result} | {_fmt(err)} | {_fmt(vs32) if p != 'fp32' else '–'} | "
+                         f"{r['layers']} ({r['casts']}) | {kept} | {r['engine_mb']} | {r['build_s']} | {r['verify_s']} |")
+    lines += [
+        "",
+        "**The policy** (docs/converter.md, \"Reduced precision\") keeps in fp32: softmax, normalization layers, "
+        f"SUM/AVG/PROD reductions over more than {LONG_REDUCTION} elements, exp/log/pow, the final logits (from "
+        "the last matrix product or convolution to each output), float→integer/bool results, layers whose output "
+        "type is a parameter, and (fp16) layers reading values beyond 65504. *Fallback* counts the layers the "
+        "automatic search kept in fp32 beyond that, to pass.",
+        "",
+        "**Largest error growth per model and precision** (relative to the layer's own magnitudes):",
+        "",
+    ]
+    for row in rows:
+        for p, r in row.get("precisions", {}).items():
+            if r["top_layers"]:
+                top = "; ".join(f"`{t['layer'].split('/')[-2] if '/' in t['layer'] else t['layer']}` {t['type']} "
+                                f"+{_fmt(t['growth'])}" for t in r["top_layers"])
+                lines.append(f"- {row['model']} {p}: {top}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", help="comma-separated subset of " + ", ".join(MODELS))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--render", action="store_true", help="only re-render docs/precision.md")
+    args = parser.parse_args(argv)
+    results = ROOT / "bench" / "results" / "precision.json"
+    if args.one:
+        sys.stdout.write(json.dumps(measure_one(args.one)) + "\n")
+        return 0
+    if args.render:
+        (ROOT / "docs" / "precision.md").write_text(render(json.loads(results.read_text())))
+        return 0
+    names = args.models.split(",") if args.models else list(MODELS)
+    rows = []
+    for name in names:
+        proc = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, cwd=ROOT)
+        try:
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            row = {"model": name, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+        rows.append(row)
+        sys.stdout.write(json.dumps(row) + "\n")
+        sys.stdout.flush()
+    if not args.no_write:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(rows, indent=2) + "\n")
+        (ROOT / "docs" / "precision.md").write_text(render(rows))
+    return 0 if all("error" not in r and all(p["passed"] for p in r["precisions"].values()) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
