@@ -297,9 +297,14 @@ def lower(snapshot: Snapshot, settings: PrecisionSettings) -> tuple[Snapshot, Pr
             plan.kept_fp32[name] = reason
     unmatched = [p for p in settings.keep_fp32 if p not in used_patterns]
     if unmatched:
+        import difflib
+
+        names = [r["name"] for r in topo["layers"] if r["name"] in compute]
+        near = difflib.get_close_matches(unmatched[0].replace("*", ""), names, n=3, cutoff=0.3) or names[:3]
         raise ModelError(f"keep_fp32 pattern(s) {unmatched} match no layer of the network",
-                         hint="patterns are fnmatch globs over TensorFlow node names (tf2trt inspect lists "
-                              "them), e.g. '*/attention/*'")
+                         hint="patterns are fnmatch globs over the layers' names, which are the TensorFlow node "
+                              "names (like '*/attention/*'); layers of this network include "
+                              + ", ".join(repr(n) for n in near))
 
     # 2. tensor types, in order (followers take their inputs' type; back edges are read later)
     new_type: dict[str, str] = {}

@@ -205,6 +205,10 @@ def dims(value) -> tuple[int, ...] | None:
         return None
 
 
+BF16_READ_HINT = ("TensorRT's Python API cannot hand bf16 weights back (they read as an object array): snapshot "
+                  "the fp32 network and lower it with converter.precision instead")
+
+
 def weights_array(weights, what: str) -> np.ndarray | None:
     """A numpy copy of TensorRT weights read back, or None when empty."""
     if weights is None:
@@ -213,7 +217,8 @@ def weights_array(weights, what: str) -> np.ndarray | None:
     if arr.size == 0:
         return None
     if arr.dtype == object:
-        raise SnapshotError(f"{what}: weights of an unsupported data type")
+        raise SnapshotError(f"{what}: weights of a data type TensorRT's Python API does not read back "
+                            f"({getattr(weights, 'dtype', '?')})", hint=BF16_READ_HINT)
     return np.array(arr, copy=True)
 
 

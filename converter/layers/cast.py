@@ -36,7 +36,8 @@ def run(rec, p: Params, prepared, ins):
         return x != 0
     if np.issubdtype(to, np.integer) and is_float(x):
         return np.trunc(x).astype(to)
-    return x.astype(to)
+    with np.errstate(over="ignore"):  # float32 beyond fp16's range becomes inf, as in TensorRT
+        return x.astype(to)
 
 
 KIND = base.register("CAST", Params, add=add, read=read, run=run, roles=ROLES)

@@ -36,7 +36,8 @@ def read(layer):
     shape = base.dims(layer.shape)
     arr = np.asarray(layer.weights)
     if arr.dtype == object:
-        raise SnapshotError(f"layer {layer.name!r} (CONSTANT): weights of an unsupported data type")
+        raise SnapshotError(f"layer {layer.name!r} (CONSTANT): weights of a data type TensorRT's Python API does "
+                            f"not read back ({layer.weights.dtype})", hint=base.BF16_READ_HINT)
     arr = np.array(arr, copy=True).reshape(shape)
     return Params(shape=shape), {"weights": arr}
 
