@@ -12,14 +12,16 @@ from .graph import parse
 
 
 def from_tensorflow_graph_def(graph_def, inputs: dict[str, tuple] | None = None,
-                              outputs: list[str] | None = None, strongly_typed: bool = False) -> ConvertedNetwork:
+                              outputs: list[str] | None = None, strongly_typed: bool = False,
+                              quantization: str = "emulate") -> ConvertedNetwork:
     """Convert a frozen ``GraphDef`` (or a :class:`FrozenGraph`) into a TensorRT network.
 
     Current TensorRT is explicit-batch only, so there is no ``max_batch_size``;
     precision comes from the builder (or, on TensorRT-RTX, from a strongly typed
     network), so there is no ``fp16_mode``.  ``inputs`` gives placeholder
     shapes where the graph leaves them unknown; ``outputs`` names the output
-    nodes (default: the graph's sink nodes).
+    nodes (default: the graph's sink nodes).  ``quantization``: "emulate" converts fake-quant ops to
+    TensorFlow's float32 formula, "int8" to TensorRT int8 QUANTIZE/DEQUANTIZE layers (precision int8).
     """
     if isinstance(graph_def, FrozenGraph):
         frozen = graph_def
@@ -30,7 +32,7 @@ def from_tensorflow_graph_def(graph_def, inputs: dict[str, tuple] | None = None,
             path = Path(tmp) / "graph.pb"
             path.write_bytes(graph_def.SerializeToString())
             frozen = freeze(path, inputs=inputs, outputs=outputs)
-    return construct(parse(frozen), strongly_typed=strongly_typed)
+    return construct(parse(frozen), strongly_typed=strongly_typed, quantization=quantization)
 
 
 def toolchain_versions() -> dict:

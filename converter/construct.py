@@ -57,12 +57,25 @@ class ConvertedNetwork:
         return self._snapshot
 
 
-def construct(graph: Graph, builder=None, strongly_typed: bool = False) -> ConvertedNetwork:
-    """Build the network for ``graph`` (already support-checked by :func:`converter.graph.parse`)."""
-    from . import ops  # noqa: F401 - registers converters
+def construct(graph: Graph, builder=None, strongly_typed: bool = False,
+              quantization: str = "emulate") -> ConvertedNetwork:
+    """Build the network for ``graph`` (already support-checked by :func:`converter.graph.parse`).
 
+    ``quantization``: how fake-quant / quantize-and-dequantize ops convert: "emulate" (TensorFlow's float32
+    formula, exact) or "int8" (TensorRT int8 QUANTIZE/DEQUANTIZE layers, weights as int8 constants; see
+    :mod:`converter.ops.quant` and docs/converter.md, "int8 from quantization-aware models").
+    """
+    from . import ops  # noqa: F401 - registers converters
+    from .context import QUANTIZATION_MODES
+    from .ops.quant import fold_constant_quantization
+
+    if quantization not in QUANTIZATION_MODES:
+        raise ConversionError(None, None, f"unknown quantization mode {quantization!r}",
+                              f"use one of {', '.join(QUANTIZATION_MODES)}")
+    if quantization == "emulate":  # quantized weights fold as they did before freeze kept them (same snapshot)
+        graph = fold_constant_quantization(graph)
     builder, network = trtshim.create_network(builder, strongly_typed=strongly_typed)
-    ctx = ConversionContext(network, graph)
+    ctx = ConversionContext(network, graph, quantization=quantization)
     trt = ctx.trt
     for spec in graph.inputs:
         tensor = network.add_input(spec.name, trtshim.trt_dtype(np.dtype(spec.dtype)), tuple(spec.shape))

@@ -82,9 +82,15 @@ class Value:
         return self.layout.index(logical_axis)
 
 
+#: how simulated-quantization ops convert: "emulate" (TF's float32 formula) or "int8" (TensorRT Q/DQ layers)
+QUANTIZATION_MODES = ("emulate", "int8")
+
+
 class ConversionContext:
-    def __init__(self, network, graph):
+    def __init__(self, network, graph, quantization: str = "emulate"):
         self.trt = trtshim.module()
+        #: :data:`QUANTIZATION_MODES`; read by :mod:`converter.ops.quant`
+        self.quantization = quantization
         self.network = network
         self.graph = graph
         self.values: dict[str, Value] = {}

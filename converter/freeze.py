@@ -1546,12 +1546,28 @@ def _foldable_op(op: str) -> bool:
     return not op_def.is_stateful and not any(arg.type in handles for arg in op_def.output_arg)
 
 
-def fold_constants(gd, input_names: set[str], constants: dict):
+#: quantization ops left unfolded on constant inputs (quantized weights; :mod:`converter.ops.quant`)
+QUANTIZED_WEIGHT_OPS = frozenset({
+    "FakeQuantWithMinMaxArgs", "FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxVarsPerChannel",
+    "QuantizeAndDequantizeV2", "QuantizeAndDequantizeV3", "QuantizeAndDequantizeV4"})
+#: the consumers that take a computed (int8 + DEQUANTIZE) weight tensor; under any other (a depthwise filter, a
+#: shape) the quantized weights fold as before
+QUANTIZED_WEIGHT_CONSUMERS = frozenset({"Conv2D", "Conv3D", "MatMul", "BatchMatMul", "BatchMatMulV2",
+                                        "BatchMatMulV3"})
+
+
+def fold_constants(gd, input_names: set[str], constants: dict, keep_quantized: bool = True):
     """Evaluate every subgraph that depends on no input and replace it by Const nodes.
 
     Runs TensorFlow once on all the frontier tensors (constant tensors consumed
     by non-constant nodes), so Keras 3's frozen BatchNormalization
     (Rsqrt/Mul/Sub on constants, reshaped kernels…) becomes plain weights.
+
+    One exception (``keep_quantized``): a quantization op (:data:`QUANTIZED_WEIGHT_OPS`) on constants whose
+    every consumer is a non-constant convolution or matrix product (:data:`QUANTIZED_WEIGHT_CONSUMERS`;
+    quantization-aware weights) stays, its constant inputs folded: an int8 conversion needs its scales to
+    build int8 weights.  The "emulate" conversion folds it in numpy exactly
+    as TensorFlow does (:func:`converter.ops.quant.fold_constant_quantization`), so its network is unchanged.
     """
     import tensorflow as tf
 
@@ -1571,6 +1587,16 @@ def fold_constants(gd, input_names: set[str], constants: dict):
             const.add(name)
         elif n.op == "Shape" and False:
             pass
+    if keep_quantized:
+        users: dict[str, set[str]] = {}
+        for n in gd.node:
+            for i in n.input:
+                if not i.startswith("^"):
+                    users.setdefault(_src(i), set()).add(n.name)
+        for name in [m for m in const if nodes[m].op in QUANTIZED_WEIGHT_OPS]:
+            if users.get(name) and not users[name] & const and \
+                    all(nodes[u].op in QUANTIZED_WEIGHT_CONSUMERS for u in users[name]):
+                const.discard(name)
     frontier: list[str] = []
     consumers_nonconst: set[str] = set()
     for n in gd.node:

@@ -1,6 +1,9 @@
 """DEQUANTIZE: ``IDequantizeLayer`` (``(x - zero_point) * scale`` in the output type).
 
-Parameters and scale handling are shared with QUANTIZE (:mod:`converter.layers._qdq`).
+Parameters and scale handling are shared with QUANTIZE (:mod:`converter.layers._qdq`).  An int8 input
+converts to float exactly, so with a float32 output the result is the single float32 product ``q * scale``
+(TensorFlow's fake-quant output is the same product: :mod:`converter.ops.quant`); the zero point is zero in
+every network TensorRT accepts.
 """
 
 from __future__ import annotations

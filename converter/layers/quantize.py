@@ -1,7 +1,10 @@
 """QUANTIZE: ``IQuantizeLayer`` (``round(x / scale) + zero_point``, saturated to the integer output type).
 
-Parameters and scale handling are shared with DEQUANTIZE (:mod:`converter.layers._qdq`).  Semantics:
-rounding is half to even; only integer output types are executed.
+Parameters and scale handling are shared with DEQUANTIZE (:mod:`converter.layers._qdq`).  Semantics, as
+TensorRT documents ``IQuantizeLayer``: ``clamp(round(input / scale) + zeroPt)``, round to nearest with ties
+to even, clamped to the output type (int8: [-128, 127]); the scale is a build-time constant (scalar: per
+tensor, 1-D: along ``axis``) of strictly positive values and the zero point, if given, must be zero.  Only
+integer output types are executed (not FP8/FP4).
 """
 
 from __future__ import annotations

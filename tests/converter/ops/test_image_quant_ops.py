@@ -60,6 +60,20 @@ TABLE += [
          lambda x: tf.quantization.fake_quant_with_min_max_vars_per_channel(
              x, tf.constant([-1.0, -0.3, 0.0, -2.5]), tf.constant([1.0, 2.2, 0.0, 0.5])),
          [f32(3, 20, 4, low=-3, high=3)], "FakeQuantWithMinMaxVarsPerChannel"),
+    case("FakeQuantWithMinMaxVarsPerChannel/asymmetric_channels",
+         lambda x: tf.quantization.fake_quant_with_min_max_vars_per_channel(
+             x, tf.constant([-1.0, -0.3, 0.0, -2.5]), tf.constant([1.0, 2.2, 0.7, 0.5])),
+         [f32(3, 20, 4, low=-3, high=3)], "FakeQuantWithMinMaxVarsPerChannel"),
+    case("FakeQuantWithMinMaxVarsPerChannel/symmetric_narrow_weights",
+         lambda x: tf.nn.conv2d(x, tf.quantization.fake_quant_with_min_max_vars_per_channel(
+             K, -tf.reduce_max(tf.abs(K), axis=[0, 1, 2]), tf.reduce_max(tf.abs(K), axis=[0, 1, 2]),
+             narrow_range=True), 1, "SAME"),
+         [f32(1, 5, 5, 2)], ("FakeQuantWithMinMaxVarsPerChannel", "Conv2D")),
+    case("FakeQuantWithMinMaxVarsPerChannel/weights_with_a_zero_channel",
+         lambda x: tf.nn.conv2d(x, tf.quantization.fake_quant_with_min_max_vars_per_channel(
+             K * tf.constant([1.0, 0.0, 1.0]), tf.constant([-2.0, 0.0, -1.5]), tf.constant([1.7, 0.0, 2.5])),
+             1, "SAME"),
+         [f32(1, 5, 5, 2)], ("FakeQuantWithMinMaxVarsPerChannel", "Conv2D")),
 ]
 
 
@@ -119,3 +133,45 @@ TABLE += DATA_RANGE
 @pytest.mark.parametrize("c", params(DATA_RANGE))
 def test_quantize_data_range(c):
     run_case(c)
+
+
+# ------------------------------------------------------------------ int8 mode: the same rows as Q/DQ layers
+#: rows the int8 mode keeps emulated (logged): min == max == 0 has no scale (last_axis has such a channel), data
+#: ranges are not build-time scales
+INT8_EMULATED = {"FakeQuantWithMinMaxVars/zero_range", "FakeQuantWithMinMaxVarsPerChannel/last_axis"} | \
+    {c.id for c in DATA_RANGE}
+INT8_WEIGHTS = {"FakeQuantWithMinMaxVarsPerChannel/symmetric_narrow_weights",
+                "FakeQuantWithMinMaxVarsPerChannel/weights_with_a_zero_channel"}
+QUANT_TABLE = [c for c in TABLE if c.ops[0].startswith(("FakeQuant", "QuantizeAndDequantize"))]
+
+
+@pytest.mark.parametrize("c", params(QUANT_TABLE))
+def test_quant_op_int8(c):
+    """quantization="int8": TensorRT int8 QUANTIZE/DEQUANTIZE, same tolerance as the emulation, engine builds."""
+    from converter.construct import construct
+    from converter.engine import optimize_network
+    from converter.graph import parse
+    from converter.reference import ReferenceExecutor
+    from converter.verify import compare
+
+    from .harness import feeds_for, freeze_case, tf_outputs
+
+    frozen, func = freeze_case(c)
+    network = construct(parse(frozen), quantization="int8")
+    types = {layer["type"] for layer in network.snapshot.layers}
+    if c.id in INT8_EMULATED:
+        assert not types & {"QUANTIZE", "DEQUANTIZE"}, types
+    elif c.id in INT8_WEIGHTS:  # a constant input: TF's levels as an int8 constant, DEQUANTIZE only
+        assert "DEQUANTIZE" in types and "QUANTIZE" not in types, types
+        assert any(layer["type"] == "CONSTANT" and layer["outputs"][0]["dtype"] == "INT8"
+                   for layer in network.snapshot.layers)
+    else:
+        assert {"QUANTIZE", "DEQUANTIZE"} <= types, types
+        qtypes = {layer["params"]["to_type"] for layer in network.snapshot.layers if layer["type"] == "QUANTIZE"}
+        assert qtypes == {"INT8"}
+    feeds = feeds_for(c)
+    got = ReferenceExecutor(network.snapshot).run(feeds)[frozen.outputs[0]]
+    expected = tf_outputs(c, frozen, func, feeds)[0]
+    cmp = compare(frozen.outputs[0], got, expected, c.rtol, c.atol)
+    assert cmp.passed, f"{cmp.message} max_abs_err={cmp.max_abs_err}"
+    assert optimize_network(network)
