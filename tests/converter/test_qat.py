@@ -13,7 +13,6 @@ import os
 import numpy as np
 import pytest
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tfmot needs tf_keras; set before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
@@ -26,7 +25,18 @@ from converter.graph import parse  # noqa: E402
 from converter.reference import ReferenceExecutor  # noqa: E402
 from converter.verify import verify  # noqa: E402
 
-tfmot = pytest.importorskip("tensorflow_model_optimization")
+# tfmot sets TF_USE_LEGACY_KERAS=1 for the whole process when imported (its compat module), which would turn
+# every later first use of tf.keras in this test session into tf_keras: resolve tf.keras (Keras 3) first and
+# put the variable back afterwards. tfmot itself then uses tf_keras, as it does under Keras 3.
+_ = tf.keras.__name__
+_legacy = os.environ.get("TF_USE_LEGACY_KERAS")
+try:
+    tfmot = pytest.importorskip("tensorflow_model_optimization")
+finally:
+    if _legacy is None:
+        os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    else:
+        os.environ["TF_USE_LEGACY_KERAS"] = _legacy
 keras = pytest.importorskip("tf_keras")
 
 #: measured (docs/converter.md): TensorRT's round(v / step) and TF's float chain pick different levels for
