@@ -1,7 +1,8 @@
 """FILL: ``IFillLayer`` (a tensor generated from a shape: ``LINSPACE`` or random fills).
 
 ``alpha``/``beta`` are ints when ``alpha_beta_int64`` (TensorRT holds them as int64 then, for exact
-integer ranges) and floats otherwise.  Inputs 0–2, when present, override the shape, alpha and beta.
+integer ranges) and floats otherwise.  Inputs 0–2, when present, override the shape, alpha and beta (a
+converter gives alpha and beta together; ``read`` then records TensorRT's defaults for them).
 Semantics: only ``LINSPACE`` is executed — ``alpha + sum_d index_d * beta[d]``, computed in float64 (or
 int64) and cast to the output dtype; random fills are nondeterministic and refused.
 """
@@ -50,9 +51,15 @@ def add(network, inputs, p: Params, weights=None, keep=None):
 def read(layer):
     is64 = layer.is_alpha_beta_int64()
     conv = int if is64 else float
-    return Params(operation=base.enum_name(layer.operation), shape=base.dims(layer.shape),
-                  to_type=base.enum_name(layer.to_type), alpha=conv(layer.alpha), beta=conv(layer.beta),
-                  alpha_beta_int64=bool(is64)), {}
+
+    def given(index: int) -> bool:
+        # a parameter given by an input tensor has no static value (TensorRT warns if asked for one)
+        return layer.num_inputs > index and layer.get_input(index) is not None
+
+    shape = None if given(0) else base.dims(layer.shape)
+    alpha, beta = (conv(0), conv(1)) if given(1) else (conv(layer.alpha), conv(layer.beta))
+    return Params(operation=base.enum_name(layer.operation), shape=shape, to_type=base.enum_name(layer.to_type),
+                  alpha=alpha, beta=beta, alpha_beta_int64=bool(is64)), {}
 
 
 def run(rec, p: Params, prepared, ins):

@@ -8,10 +8,11 @@ from .. import layers
 from ..context import Value
 from ..errors import ConversionError
 from ..structural import PASS_THROUGH_DOC, PASS_THROUGH_OPS
-from .helpers import (all_const, concat, const_int_list, const_scalar, expand_dims, normalize_axes,
-                      np_dtype_of, register, reshape, shape_inputs, shuffle, slice_value, split, squeeze,
-                      static_inputs, tensor_of, value_layout)
-from .shapes import ShapeTensor, binary, concat_shapes, from_value, gather, is_dynamic, product, shape_of
+from .helpers import (all_const, cast, concat, const_int_list, const_scalar, elementwise, expand_dims, is_static,
+                      normalize_axes, np_dtype_of, register, reshape, shape_inputs, shuffle, slice_value, split,
+                      squeeze, static_inputs, tensor_of, unary, unit_axes, value_layout)
+from .shapes import (ShapeTensor, binary, ceil_div, clamp, concat_shapes, from_value, gather, is_dynamic, product,
+                     shape_of, wrap_negative)
 
 
 # ------------------------------------------------------------------ pass-through and constants
@@ -113,13 +114,16 @@ def convert_broadcast_to(ctx, node, inputs):
     return _broadcast_to(ctx, inputs[0], from_value(ctx, inputs[1]))
 
 
-@register("Range", layers=(), check=static_inputs(0, 1, 2, what="start/limit/delta"), folds=True,
-          restrictions="static start/limit/delta (becomes a constant)")
+@register("Range", layers=("Fill",), check=shape_inputs(0, 1, 2, what="start/limit/delta"), folds=True,
+          restrictions="static start/limit/delta become a constant; computed ones (e.g. tf.range(tf.shape(x)[1])) a "
+                       "LINSPACE fill whose length is computed by shape layers (int32/int64 and float)")
 def convert_range(ctx, node, inputs):
-    start, limit, delta = (const_scalar(ctx, v, "start/limit/delta") for v in inputs)
     dtype = np.dtype(node.attr("Tidx", "int32"))
     if dtype == np.int64:
         dtype = np.dtype(np.int32)
+    if not all_const(inputs):
+        return _dynamic_range(ctx, inputs, dtype)
+    start, limit, delta = (const_scalar(ctx, v, "start/limit/delta") for v in inputs)
     if dtype.kind in "iu":
         start, limit, delta = int(start), int(limit), int(delta)
         count = max(0, (abs(limit - start) + abs(delta) - 1) // abs(delta)) if (limit - start) * delta > 0 else 0
@@ -131,6 +135,46 @@ def convert_range(ctx, node, inputs):
     if count:
         steps[0] = start
     return Value(const=np.cumsum(steps, dtype=dtype))
+
+
+def _dynamic_range(ctx, inputs, dtype: np.dtype) -> Value:
+    """``Range`` with a computed start, limit or delta: TensorRT's LINSPACE fill (``start + i * delta``).
+
+    The element count is a shape tensor: ``ceil((limit - start) / delta)`` as ``-((start - limit) // delta)``
+    (floor division, exact for every sign) clamped at 0 for integers, ``ceil(|(limit - start) / delta|)`` for
+    floats (TensorFlow's formula).  TensorFlow accumulates (``value_i = value_{i-1} + delta``) where LINSPACE
+    multiplies; integer ranges are identical, float ones agree to rounding."""
+    if dtype.kind in "iu":
+        s, l, d = (from_value(ctx, v) for v in inputs)
+        if s.values == (0,) and d.values == (1,):
+            count = binary(ctx, l, 0, "MAX")  # tf.range(n): position ids, masks
+        else:
+            count = binary(ctx, binary(ctx, 0, binary(ctx, binary(ctx, s, l, "SUB"), d, "FLOOR_DIV"), "SUB"), 0,
+                           "MAX")
+        known = (s.values[0], d.values[0])
+        to_type, is64 = "INT32", True
+
+        def as_tensors():
+            return tensor_of(ctx, _scalar(ctx, s)), tensor_of(ctx, d.value(ctx))
+    else:
+        start, limit, delta = (cast(ctx, v, dtype, suffix=f"as_{dtype.name}") for v in inputs)
+        span = elementwise(ctx, elementwise(ctx, limit, start, "SUB", "span"), delta, "DIV", "steps")
+        n = cast(ctx, unary(ctx, unary(ctx, span, "ABS", "abs_steps"), "CEIL", "ceil_steps"), np.int32, "count")
+        count = from_value(ctx, n)
+        known = tuple(float(np.asarray(v.const).reshape(-1)[0]) if v.is_const else None for v in (start, delta))
+        to_type, is64 = {np.dtype(np.float16): "HALF"}.get(dtype, "FLOAT"), False
+
+        def as_tensors():
+            alpha = reshape(ctx, start, (), "alpha") if start.rank else start
+            return tensor_of(ctx, alpha), tensor_of(ctx, reshape(ctx, delta, (1,), "beta"))
+    ins = [count.tensor(ctx)]
+    if None in known:
+        # TensorRT takes alpha (0-D) and beta (one delta per output axis: 1-D) as tensors, the two together
+        ins += list(as_tensors())
+        known = (0, 1)
+    params = layers.fill.Params("LINSPACE", shape=None, to_type=to_type, alpha=known[0], beta=known[1],
+                                alpha_beta_int64=is64)
+    return ctx.out(ctx.add(layers.fill, ins, params).get_output(0))
 
 
 # ------------------------------------------------------------------ reshapes
@@ -312,7 +356,8 @@ def convert_tile(ctx, node, inputs):
 
 # ------------------------------------------------------------------ slicing
 def _strided_slice_plan(shape, begin, end, strides, node):
-    """TF StridedSlice semantics → (start, size, stride, final shape) on the input's axes."""
+    """TF StridedSlice semantics → (start, size, stride, final shape) on the input's axes, all known at conversion
+    time (a dynamic axis taken whole has size -1); None when a dynamic axis needs a computed start or extent."""
     begin_mask = node.attr("begin_mask", 0)
     end_mask = node.attr("end_mask", 0)
     ellipsis_mask = node.attr("ellipsis_mask", 0)
@@ -351,9 +396,7 @@ def _strided_slice_plan(shape, begin, end, strides, node):
                 starts[axis], sizes[axis], steps[axis] = 0, -1, 1
                 final.append(-1)
             else:
-                raise ConversionError(node.name, node.op,
-                                      f"slicing dynamic dimension {axis} other than whole or at an index ≥ 0",
-                                      "give this dimension a static size (--input) or a profile that fixes it")
+                return None  # a computed start or extent: _computed_strided_slice
             axis += 1
             continue
         if shrink_mask & (1 << i):
@@ -381,19 +424,97 @@ def _strided_slice_plan(shape, begin, end, strides, node):
     return starts, sizes, steps, tuple(final)
 
 
-@register("StridedSlice", layers=("Slice", "Shuffle"), check=static_inputs(1, 2, 3, what="begin/end/strides"),
-          folds=True,
-          restrictions="static begin/end/strides; every mask (begin/end/ellipsis/new_axis/shrink_axis); "
-                       "negative strides")
+def _check_strided_slice(node, graph):
+    problems = [static_inputs(3, what="the strides")(node, graph),
+                shape_inputs(1, 2, what="begin/end")(node, graph)]
+    if not problems[1] and any(not is_static(graph, node.inputs[i]) for i in (1, 2)):
+        shape = graph.shape(node.inputs[1])
+        if shape is None or len(shape) != 1 or int(shape[0]) < 0:
+            problems.append(ConversionError(node.name, node.op, "computed begin/end of unknown length",
+                                            "slice with a fixed number of indices (x[:, a:b], not a vector of "
+                                            "unknown size)"))
+    return [p for p in problems if p]
+
+
+@register("StridedSlice", layers=("Slice", "Shuffle"), check=_check_strided_slice, folds=True,
+          restrictions="static strides; every mask (begin/end/ellipsis/new_axis/shrink_axis); negative strides "
+                       "and indices; begin/end static or computed from tensor shapes (x[:, :tf.shape(y)[1]]); "
+                       "partial slices of dynamic axes (x[:, 1:], x[:, :-1]) clamp to the run-time extent as "
+                       "TensorFlow does")
 def convert_strided_slice(ctx, node, inputs):
     x = inputs[0]
-    begin, end, strides = (const_int_list(ctx, v, "begin/end/strides") for v in inputs[1:4])
-    starts, sizes, steps, final = _strided_slice_plan(x.shape, begin, end, strides, node)
+    strides = const_int_list(ctx, inputs[3], "the strides")
+    plan = None
+    if inputs[1].is_const and inputs[2].is_const:
+        begin, end = (const_int_list(ctx, v, "begin/end") for v in inputs[1:3])
+        plan = _strided_slice_plan(x.shape, begin, end, strides, node)
+    if plan is None:
+        return _computed_strided_slice(ctx, x, from_value(ctx, inputs[1]), from_value(ctx, inputs[2]), strides,
+                                       node)
+    starts, sizes, steps, final = plan
     out = x
     whole = [d if d >= 0 else -1 for d in x.shape]
     if (starts, sizes, steps) != ([0] * x.rank, whole, [1] * x.rank):
         out = slice_value(ctx, x, starts, sizes, steps)
     return reshape(ctx, out, final, "reshape")
+
+
+def _computed_strided_slice(ctx, x: Value, begin: ShapeTensor, end: ShapeTensor, strides: list[int], node) -> Value:
+    """StridedSlice whose start or extent is known only when the engine runs: a dynamic axis sliced in part, or
+    begin/end computed from shapes.  TensorFlow's rules, in shape arithmetic that folds whatever is known: a
+    negative index counts from the end, bounds clamp to the axis ([0, dim] for positive strides, [-1, dim - 1]
+    for negative ones), the extent is ``ceil((end - begin) / stride)`` (at least 0); then shrunk axes are
+    squeezed and new axes inserted."""
+    begin_mask, end_mask = node.attr("begin_mask", 0), node.attr("end_mask", 0)
+    ellipsis_mask, new_axis_mask = node.attr("ellipsis_mask", 0), node.attr("new_axis_mask", 0)
+    shrink_mask = node.attr("shrink_axis_mask", 0)
+    rank, n = x.rank, len(strides)
+    if not ellipsis_mask:
+        ellipsis_mask = 1 << n  # an implicit ellipsis at the end
+        n += 1
+    dims = shape_of(ctx, x)
+    starts = [ShapeTensor([0])] * rank
+    sizes = [gather(ctx, dims, [a]) for a in range(rank)]
+    steps = [1] * rank
+    shrunk, final = [], []  # final: per output axis, the input axis it comes from (None: a new axis)
+    axis, seen_ellipsis = 0, False
+    for i in range(n):
+        if ellipsis_mask & (1 << i) and not seen_ellipsis:
+            seen_ellipsis = True
+            remaining = sum(1 for j in range(i + 1, n) if not (new_axis_mask & (1 << j)))
+            while axis < rank - remaining:
+                final.append(axis)
+                axis += 1
+            continue
+        if new_axis_mask & (1 << i):
+            final.append(None)
+            continue
+        dim, b, e, s = sizes[axis], gather(ctx, begin, [i]), gather(ctx, end, [i]), int(strides[i])
+        if shrink_mask & (1 << i):
+            starts[axis], sizes[axis] = wrap_negative(ctx, b, dim), ShapeTensor([1])
+            shrunk.append(axis)
+        elif s > 0:
+            b = ShapeTensor([0]) if begin_mask & (1 << i) else clamp(ctx, wrap_negative(ctx, b, dim), 0, dim)
+            e = dim if end_mask & (1 << i) else clamp(ctx, wrap_negative(ctx, e, dim), 0, dim)
+            starts[axis] = b
+            sizes[axis] = binary(ctx, ceil_div(ctx, binary(ctx, e, b, "SUB"), s), 0, "MAX")
+            final.append(axis)
+        else:
+            last = binary(ctx, dim, 1, "SUB")
+            b = last if begin_mask & (1 << i) else clamp(ctx, wrap_negative(ctx, b, dim), -1, last)
+            e = ShapeTensor([-1]) if end_mask & (1 << i) else clamp(ctx, wrap_negative(ctx, e, dim), -1, last)
+            starts[axis] = b
+            sizes[axis] = binary(ctx, ceil_div(ctx, binary(ctx, b, e, "SUB"), -s), 0, "MAX")
+            final.append(axis)
+        steps[axis] = s if not shrink_mask & (1 << i) else 1
+        axis += 1
+    out = slice_value(ctx, x, concat_shapes(ctx, starts), concat_shapes(ctx, sizes), steps)
+    if shrunk:
+        out = squeeze(ctx, out, shrunk, "shrink")
+    new = [j for j, a in enumerate(final) if a is None]
+    if new:
+        out = unit_axes(ctx, out, new, layers.unsqueeze, suffix="new_axis")
+    return out
 
 
 @register("Slice", layers=("Slice",), folds=True, check=shape_inputs(1, 2, what="begin/size"),
@@ -447,12 +568,6 @@ def _check_gather(node, graph):
                 problems.append(ConversionError(node.name, node.op, f"batch_dims={batch} with axis {a}",
                                                 "TensorFlow needs 0 <= batch_dims <= axis and batch_dims <= the "
                                                 "indices' rank"))
-            elif b > 1 and any(int(d) < 0 for d in list(params) + list(indices)):
-                problems.append(ConversionError(node.name, node.op,
-                                                f"batch_dims={b} > 1 over dynamic dimensions (the batch dimensions "
-                                                "are merged by a reshape)",
-                                                "give the model static shapes, or use batch_dims=1 (dynamic "
-                                                "shapes work there)"))
     return [p for p in problems if p]
 
 
@@ -468,9 +583,20 @@ def _numpy_batched_gather(params: np.ndarray, indices: np.ndarray, axis: int, ba
 
 def _batched_gather(ctx, params: Value, indices: Value, axis: int, batch: int) -> Value:
     """TF's batch_dims gather: TensorRT's DEFAULT gather with one elementwise (batch) dimension, several batch
-    dimensions merged into one first (static shapes) and split again after."""
+    dimensions merged into one first and split again after (by computed reshapes when a dimension is dynamic:
+    TensorRT's gather has at most one elementwise dimension)."""
     out_shape = params.shape[:axis] + indices.shape[batch:] + params.shape[axis + 1:]
-    if batch > 1:
+    if batch > 1 and (is_dynamic(params) or is_dynamic(indices)):
+        p_dims, i_dims = shape_of(ctx, params), shape_of(ctx, indices)
+        n = product(ctx, gather(ctx, p_dims, range(batch)))
+        out_shape = concat_shapes(ctx, [gather(ctx, p_dims, range(axis)),
+                                        gather(ctx, i_dims, range(batch, indices.rank)),
+                                        gather(ctx, p_dims, range(axis + 1, params.rank))])
+        params = reshape(ctx, params, concat_shapes(ctx, [n, gather(ctx, p_dims, range(batch, params.rank))]),
+                         "merge_batch")
+        indices = reshape(ctx, indices, concat_shapes(ctx, [n, gather(ctx, i_dims, range(batch, indices.rank))]),
+                          "merge_batch_indices")
+    elif batch > 1:
         n = int(np.prod(params.shape[:batch]))
         params = reshape(ctx, params, (n,) + params.shape[batch:], "merge_batch")
         indices = reshape(ctx, indices, (n,) + indices.shape[batch:], "merge_batch_indices")
@@ -485,8 +611,8 @@ def _batched_gather(ctx, params: Value, indices: Value, axis: int, batch: int) -
 @register("GatherV2", layers=("Gather",), check=_check_gather, folds=True,
           restrictions="static axis; indices must be in range (TensorFlow's CPU kernel errors otherwise); the "
                        "params' layout is kept; batch_dims (negative too): batch_dims=1 is TensorRT's gather with "
-                       "one elementwise dimension, batch_dims > 1 merges the batch dimensions first (static "
-                       "shapes)")
+                       "one elementwise dimension, batch_dims > 1 merges the batch dimensions first (computed "
+                       "reshapes for dynamic shapes)")
 def convert_gather(ctx, node, inputs):
     params, indices, axis = inputs
     batch, axis = _gather_batch_dims(node, params.rank, indices.rank,

@@ -124,10 +124,19 @@ def shape_inputs(*indices: int, what: str = "this input"):
                 return ConversionError(node.name, node.op,
                                        f"{what} must be a constant or computed from tensor shapes (TensorRT "
                                        "shape tensors cannot come from data values)",
-                                       "compute it from tf.shape(...) and constants, or make it a constant")
+                                       _loop_hint(graph) + "compute it from tf.shape(...) and constants, or make "
+                                       "it a constant")
         return None
 
     return check
+
+
+def _loop_hint(graph) -> str:
+    """The start of a hint for a loop body, where the offending value is typically x[i] with the loop counter i."""
+    if not getattr(graph, "is_loop_body", False):
+        return ""
+    return ("inside a loop, read element i of a sequence through a tensor list (tf.TensorArray(...).unstack(x) "
+            "then .read(i)) or iterate with tf.map_fn / tf.scan; ")
 
 
 def static_inputs(*indices: int, what: str = "this input"):
@@ -136,11 +145,7 @@ def static_inputs(*indices: int, what: str = "this input"):
     def check(node, graph):
         for i in indices:
             if -len(node.inputs) <= i < len(node.inputs) and not is_static(graph, node.inputs[i]):
-                hint = "give the model static shapes and constant parameters"
-                if getattr(graph, "is_loop_body", False):  # typically x[i] with the loop counter i
-                    hint = ("inside a loop, read element i of a sequence through a tensor list "
-                            "(tf.TensorArray(...).unstack(x) then .read(i)) or iterate with tf.map_fn / tf.scan; "
-                            + hint)
+                hint = _loop_hint(graph) + "give the model static shapes and constant parameters"
                 return ConversionError(node.name, node.op, f"{what} must be a constant or computed from static shapes",
                                        hint)
         return None
@@ -258,6 +263,10 @@ def _unify(ctx: ConversionContext, values: list[Value]) -> tuple[list, tuple[int
         else:
             # leading 1-dims: new logical axes 0..k-1; the tensor's own axes shift by k and keep their order
             k = rank - v.rank
+            if sum(d < 0 for d in v.shape) > 1:  # a reshape infers one -1 at most: insert the 1-dims instead
+                expanded = unit_axes(ctx, v, range(k), layers.unsqueeze, suffix="broadcast_rank")
+                tensors.append(ctx.tensor(expanded, layout))
+                continue
             shifted = tuple(a + k for a in v.layout)
             if tuple(a for a in layout if a >= k) == shifted:
                 have = layout  # the 1-dims can sit where the target layout wants them: a pure reshape

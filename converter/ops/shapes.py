@@ -16,7 +16,7 @@ from .. import layers
 from ..context import Value, identity_perm
 
 __all__ = ["ShapeTensor", "shape_of", "from_value", "concat_shapes", "binary", "gather", "product",
-           "is_dynamic"]
+           "is_dynamic", "clamp", "wrap_negative", "ceil_div"]
 
 
 class ShapeTensor:
@@ -206,3 +206,27 @@ def product(ctx, s: ShapeTensor) -> ShapeTensor:
         return ShapeTensor([int(np.prod(s.values, dtype=np.int64))])
     out = ctx.add(layers.reduce, [s.tensor(ctx)], layers.reduce.Params("PROD", 1, True), suffix="shape_prod")
     return ShapeTensor([None], out.get_output(0))
+
+
+def clamp(ctx, v: ShapeTensor, low, high) -> ShapeTensor:
+    """``min(max(v, low), high)`` elementwise (TensorFlow's clamping of slice bounds to the dimension)."""
+    return binary(ctx, binary(ctx, v, low, "MAX"), high, "MIN")
+
+
+def wrap_negative(ctx, v: ShapeTensor, dim: ShapeTensor) -> ShapeTensor:
+    """``v + dim`` where ``v < 0`` (a Python-style index from the end), ``v`` elsewhere.
+
+    A known ``v`` picks its branch at conversion time; a computed one adds ``dim * min(max(-v, 0), 1)``
+    (1 exactly when the integer ``v`` is negative), so only elementwise shape arithmetic is needed."""
+    if v.static:
+        return concat_shapes(ctx, [binary(ctx, x, gather(ctx, dim, [i if len(dim) > 1 else 0]), "SUM") if x < 0
+                                   else ShapeTensor([x]) for i, x in enumerate(v.values)])
+    negative = binary(ctx, binary(ctx, binary(ctx, 0, v, "SUB"), 0, "MAX"), 1, "MIN")
+    return binary(ctx, v, binary(ctx, dim, negative, "PROD"), "SUM")
+
+
+def ceil_div(ctx, a: ShapeTensor, step: int) -> ShapeTensor:
+    """``ceil(a / step)`` for a known positive ``step``: ``-((-a) // step)`` (floor division, any sign of ``a``)."""
+    if step == 1:
+        return a
+    return binary(ctx, 0, binary(ctx, binary(ctx, 0, a, "SUB"), step, "FLOOR_DIV"), "SUB")

@@ -264,8 +264,6 @@ def test_dynamic_batch(name, fn, specs):
 
 # ---------------------------------------------------------------- what stays unsupported says so before any layer
 UNSUPPORTED = [
-    ("GatherV2/batch_dims2_dynamic", lambda x, i: tf.gather(x, i, axis=2, batch_dims=2),
-     [((None, 3, 4), tf.float32), ((None, 3, 2), tf.int32)], "batch_dims=2 > 1 over dynamic", "batch_dims=1"),
     ("Roll/tensor_shift", lambda x, s: tf.roll(x, s, 0), [((4,), tf.float32), ((), tf.int32)],
      "shift and axis must be a constant", "constant parameters"),
     ("Roll/dynamic_rolled_axis", lambda x: tf.roll(x, 1, 0), [((None, 4), tf.float32)],
