@@ -87,8 +87,23 @@ def add_convert_parser(subparsers, parents=()) -> argparse.ArgumentParser:
                         "e.g. input_ids:4x77; a model with several dynamic inputs names each of them, "
                         "token_ids:4x77,segment_ids:4x77 (repeatable: one shape set per option)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
-    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance of --verify")
-    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --verify")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="relative tolerance of --verify (default: 1e-4 for fp32 and int8, 1e-2 for fp16, 5e-2 for bf16)")
+    p.add_argument("--atol", type=float, default=None,
+                   help="absolute tolerance of --verify (default: 1e-5 for fp32 and int8, 1e-2 for fp16, 5e-2 for bf16)")
+    p.add_argument("--precision", default="fp32", metavar="P",
+                   help="what the engine computes in: fp32, fp16, bf16 (the fp32 network lowered to a strongly typed "
+                        "one, softmax, normalization, long reductions and the final logits kept in fp32) or int8 "
+                        "(a quantization-aware model's Q/DQ layers); default fp32")
+    p.add_argument("--keep-fp32", action="append", default=[], metavar="PATTERN",
+                   help="with fp16/bf16, keep the layers whose TensorFlow node name matches this fnmatch pattern in "
+                        "fp32, e.g. '*/attention/*' (repeatable; tf2trt inspect lists the names)")
+    p.add_argument("--io-types", choices=("fp32", "native"), default="fp32",
+                   help="with fp16/bf16: fp32 keeps the engine's inputs and outputs float32, native gives them the "
+                        "precision's type")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="with fp16/bf16 and --verify, build the lowered network as it is instead of keeping the "
+                        "layers that make it fail verification in fp32 (the automatic fallback)")
     p.add_argument("--workspace", type=size_arg, metavar="SIZE",
                    help="workspace memory pool limit: bytes or a size like 512MiB, 1GiB (default: TensorRT's)")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0-5")
@@ -121,7 +136,7 @@ def run_convert(args) -> int:
 
     console = Console(stderr=args.json)
     result = {"engine": None, "profiles": [], "layers": None, "tf_ops": None, "timings": {k: 0.0 for k in STAGES},
-              "verification": None, "error": None}
+              "verification": None, "precision": None, "error": None}
     code = EXIT_OK
     engine_path = Path(args.engine)
     try:
@@ -162,6 +177,8 @@ def _convert(args, result: dict, console) -> int:
     verify_shapes = [parse_verify_shape_arg(text) for text in args.verify_shape]
     batch_range = args.batch_range or _default_batch_range()
     input_ranges, input_values = _input_options(args)
+    precision = _precision_settings(args)  # a bad name or pattern kind fails before TensorFlow is imported
+    rtol, atol = _tolerances(args, precision.precision)
     settings = BuilderSettings(workspace=args.workspace, opt_level=args.opt_level,
                                timing_cache=args.timing_cache, targets=tuple(args.target) if args.target else None)
     timings = result["timings"]
@@ -205,7 +222,7 @@ def _convert(args, result: dict, console) -> int:
     console.print(f"[green]parse[/]     {timings['parse']:.2f} s  {len(graph.nodes)} nodes after fusion")
 
     t = time.perf_counter()
-    net = construct(graph)
+    net = construct(graph, **_construct_options(precision.precision, construct))
     timings["construct"] = time.perf_counter() - t
     result["layers"] = int(net.layer_count)
     console.print(f"[green]construct[/] {timings['construct']:.2f} s  {net.layer_count} layers")
@@ -219,34 +236,50 @@ def _convert(args, result: dict, console) -> int:
         import gc
 
         gc.collect()
-    t = time.perf_counter()
-    engine = optimize_network(net, settings)
-    timings["optimize"] = time.perf_counter() - t
-    console.print(f"[green]optimize[/]  {timings['optimize']:.2f} s  {len(engine)} bytes")
-
     report = None
     not_verified = None
-    if args.verify:
+    verify_options = dict(inputs_npz=args.inputs_npz, seed=args.seed, rtol=rtol, atol=atol,
+                          intermediates=args.check_intermediates, input_ranges=input_ranges, input_values=input_values,
+                          shapes=[{n: list(v) for n, v in sh.items()} for sh in verify_shapes] or None)
+    network = net
+    if precision.reduced:
+        # fp16/bf16: the engine is built from the lowered snapshot; with --verify the check (and the fp32
+        # fallback) come first, so the engine is built from the network that passed
+        t = time.perf_counter()
+        network, report, not_verified, info = _lower(net.snapshot, precision, frozen if args.verify else None,
+                                                     not args.no_fallback, verify_options)
+        timings["verify" if args.verify else "optimize"] += time.perf_counter() - t
+        result["precision"] = info
+        console.print(f"[green]precision[/] {info['summary']}"
+                      + (f"; fallback kept {len(info['fallback'])} layer(s) in fp32" if info["fallback"] else ""))
+        if not args.verify and not args.no_fallback:
+            console.print("[dim]the fp32 fallback runs with --verify: this engine is not checked[/]")
+    t = time.perf_counter()
+    engine = optimize_network(network, settings)
+    timings["optimize"] += time.perf_counter() - t
+    console.print(f"[green]optimize[/]  {timings['optimize']:.2f} s  {len(engine)} bytes")
+
+    if args.verify and not precision.reduced:
         from .verify import VerificationError, verify
 
         t = time.perf_counter()
         try:
-            report = verify(frozen, net.snapshot, inputs_npz=args.inputs_npz, seed=args.seed,
-                            rtol=args.rtol, atol=args.atol, intermediates=args.check_intermediates,
-                            input_ranges=input_ranges, input_values=input_values,
-                            shapes=[{n: list(v) for n, v in sh.items()} for sh in verify_shapes] or None)
+            report = verify(frozen, net.snapshot, **verify_options)
         except VerificationError as exc:
             # verification could not run (the inputs do not fit the model): the engine is still good to keep
             not_verified = exc
-            result["verification"] = {"checked": None, "passed": None, "error": exc.message,
-                                      "inputs": getattr(exc, "inputs", [])}
         timings["verify"] = time.perf_counter() - t
-        if report is not None:
-            result["verification"] = report.summary()
-            console.print(report.render(), markup=False, highlight=False)
+    if not_verified is not None:
+        result["verification"] = {"checked": None, "passed": None, "error": not_verified.message,
+                                  "inputs": getattr(not_verified, "inputs", [])}
+    if report is not None:
+        result["verification"] = report.summary()
+        console.print(report.render(), markup=False, highlight=False)
 
     meta = engine_metadata(settings, {"layers": net.layer_count, "inputs": inputs_meta, "outputs": output_names,
-                                      "profiles": list(net.profiles)})
+                                      "profiles": list(net.profiles),
+                                      "precision": result["precision"] or {"precision": precision.precision,
+                                                                           "io_types": "fp32"}})
     if report is not None:
         meta["verification"] = report.to_dict()
     elif not_verified is not None:
@@ -268,6 +301,72 @@ def _convert(args, result: dict, console) -> int:
         result["error"] = "verification failed for " + " and ".join(parts) + where
         return EXIT_VERIFY_FAILED
     return EXIT_OK
+
+
+def _precision_settings(args):
+    """``--precision``, ``--keep-fp32`` and ``--io-types`` as :class:`~converter.precision.PrecisionSettings`."""
+    from .errors import ModelError
+    from .precision import PrecisionSettings, parse_precision
+
+    name = parse_precision(args.precision)
+    if name not in ("fp16", "bf16") and (args.keep_fp32 or args.io_types != "fp32"):
+        raise ModelError(f"--keep-fp32 and --io-types only apply to --precision fp16 or bf16 (not {name})",
+                         hint="add --precision fp16 (or bf16), or drop --keep-fp32/--io-types")
+    return PrecisionSettings(name, tuple(args.keep_fp32), args.io_types)
+
+
+def _tolerances(args, precision: str) -> tuple[float, float]:
+    """``--rtol``/``--atol`` as given, else the precision's defaults (fp32's are 1e-4 and 1e-5)."""
+    from .precision import DEFAULT_TOLERANCES
+
+    rtol, atol = DEFAULT_TOLERANCES[precision]
+    return (rtol if args.rtol is None else args.rtol, atol if args.atol is None else args.atol)
+
+
+def _construct_options(precision: str, construct) -> dict:
+    """int8 builds a quantization-aware model's fake-quant ops as TensorRT Q/DQ layers (``quantization``)."""
+    if precision != "int8":
+        return {}
+    import inspect
+
+    from .errors import ModelError
+
+    if "quantization" not in inspect.signature(construct).parameters:
+        raise ModelError("int8 needs the converter's int8 construction (construct(quantization='int8')), which this "
+                         "tf2trt does not have", hint="convert with --precision fp32, fp16 or bf16")
+    return {"quantization": "int8"}
+
+
+def _lower(snapshot, settings, frozen, fallback: bool, verify_options: dict):
+    """``(lowered snapshot, report or None, VerificationError or None, precision info)`` for fp16/bf16.
+
+    With ``frozen`` (--verify) the lowering is verified (:func:`converter.precision_verify.verify_precision`)
+    and, with ``fallback``, the layers that make it fail are kept in fp32; a verification that cannot run
+    (inputs the model rejects) leaves the plain lowering, unverified.
+    """
+    from .precision import lower
+
+    report = not_verified = None
+    trials = None
+    if frozen is not None:
+        from .precision_verify import verify_precision
+        from .verify import VerificationError
+
+        try:
+            res = verify_precision(frozen, snapshot, settings, fallback=fallback, **verify_options)
+        except VerificationError as exc:
+            not_verified = exc
+        else:
+            lowered, plan, settings, report, trials = res.snapshot, res.plan, res.settings, res.report, res.trials
+    if report is None:
+        lowered, plan = lower(snapshot, settings)
+    info = plan.to_json()
+    info.pop("layers", None)
+    info.update({"io_types": settings.io, "keep_fp32": list(settings.keep_fp32), "fallback": sorted(settings.fallback),
+                 "fallback_enabled": fallback, "summary": plan.summary()})
+    if trials is not None:
+        info["trials"] = trials
+    return lowered, report, not_verified, info
 
 
 def _input_options(args) -> tuple[dict, dict]:

@@ -42,11 +42,13 @@ class Backend(Protocol):
     def freeze(self, model_path: Path, inputs: list[dict], outputs: list[str] | None,
                signature: str, trust_model_code: bool = False) -> tuple[bytes, dict]: ...
     def parse(self, frozen: bytes) -> tuple[bytes, dict]: ...
-    def construct(self, graph: bytes) -> tuple[bytes, dict]: ...
-    def optimize(self, snapshot: bytes, builder: dict, timing_cache: Path | None) -> tuple[bytes, dict]: ...
+    def construct(self, graph: bytes, quantization: str | None = None) -> tuple[bytes, dict]: ...
+    def optimize(self, snapshot: bytes, builder: dict, timing_cache: Path | None, precision: dict | None = None,
+                 frozen: bytes | None = None, verification: dict | None = None) -> tuple: ...
     def verify(self, frozen: bytes, snapshot: bytes, inputs_npz: Path | None, seed: int, samples: int,
                rtol: float, atol: float, input_ranges: dict | None = None,
-               input_values: dict | None = None, shapes: list[dict] | None = None) -> dict: ...
+               input_values: dict | None = None, shapes: list[dict] | None = None, precision: dict | None = None,
+               lowered: bytes | None = None) -> dict: ...
 
 
 def _dist_version(*names: str) -> str | None:
@@ -182,16 +184,38 @@ class ConverterBackend:
         counts = graph.op_counts()
         return graph.to_bytes(), {"op_counts": dict(counts), "nodes": int(sum(counts.values()))}
 
-    def construct(self, graph: bytes):
-        """The network built from parse's graph: no TensorFlow (the IR holds decoded attributes and arrays)."""
+    def construct(self, graph: bytes, quantization: str | None = None):
+        """The network built from parse's graph: no TensorFlow (the IR holds decoded attributes and arrays).
+
+        ``quantization="int8"`` (``builder.precision: int8``) builds a quantization-aware model's fake-quant
+        ops as TensorRT Q/DQ layers; without it construct emulates them in float, as it always has.
+        """
+        import inspect
+
         from converter.construct import construct
         from converter.graph import Graph
 
-        net = construct(Graph.from_bytes(graph))
+        extra = {}
+        if quantization is not None and quantization != "emulate":
+            if "quantization" not in inspect.signature(construct).parameters:
+                from converter.errors import ModelError
+
+                raise ModelError("int8 needs the converter's int8 construction (construct(quantization='int8')), "
+                                 "which this tf2trt does not have",
+                                 hint="build with builder.precision: fp32, fp16 or bf16, or upgrade tf2trt")
+            extra["quantization"] = quantization
+        net = construct(Graph.from_bytes(graph), **extra)
         snap = net.snapshot
         return snapshot_to_bytes(snap), {"layers": int(snap.layer_count)}
 
-    def optimize(self, snapshot: bytes, builder: dict, timing_cache):
+    def optimize(self, snapshot: bytes, builder: dict, timing_cache, precision: dict | None = None,
+                 frozen: bytes | None = None, verification: dict | None = None):
+        """The engine bytes and meta; with ``precision`` (fp16/bf16) also the lowered snapshot's bytes.
+
+        ``precision`` is :func:`pipeline.stages.verify.precision_options`; with its ``fallback`` the lowering
+        runs through :func:`converter.precision_verify.verify_precision` on ``frozen`` with ``verification``
+        (its keywords), so the layers that make the network fail are kept in fp32 before the engine is built.
+        """
         from converter.engine import BuilderSettings, optimize_network
 
         snap = snapshot_from_bytes(snapshot)
@@ -199,23 +223,79 @@ class ConverterBackend:
             workspace=builder.get("workspace"), opt_level=builder.get("opt_level", 3),
             timing_cache=str(timing_cache) if timing_cache else None,
             targets=tuple(builder["targets"]) if builder.get("targets") else None)
-        engine = optimize_network(snap, settings)
+        lowered = None
+        info = None
+        if precision is not None:
+            lowered, info = _lower(snap, precision, frozen, verification)
+        engine = optimize_network(lowered if lowered is not None else snap, settings)
         meta = {"layers": int(snap.layer_count)}
         if snap.profiles:
             meta["profiles"] = snap.profiles
-        return engine, meta
+        if lowered is None:
+            return engine, meta
+        meta["precision"] = info
+        meta["lowered_layers"] = int(lowered.layer_count)
+        return engine, meta, snapshot_to_bytes(lowered)
 
     def verify(self, frozen, snapshot, inputs_npz, seed, samples, rtol, atol, input_ranges=None,
-               input_values=None, shapes=None) -> dict:
-        """The verification report; ``shapes`` are extra input shape sets beyond every profile's min/opt/max."""
+               input_values=None, shapes=None, precision: dict | None = None, lowered: bytes | None = None) -> dict:
+        """The verification report; ``shapes`` are extra input shape sets beyond every profile's min/opt/max.
+
+        With ``precision`` (fp16/bf16) it verifies ``lowered``, optimize's network: the fp32 snapshot lowered
+        again with the layers optimize's fallback kept in fp32 (``precision["fallback_layers"]``), which must
+        be ``lowered`` byte for byte; the report has the precision section.
+        """
         from converter.freeze import FrozenGraph
         from converter.verify import verify
 
-        report = verify(FrozenGraph.from_bytes(frozen), snapshot_from_bytes(snapshot),
-                        inputs_npz=str(inputs_npz) if inputs_npz else None, seed=seed,
-                        samples=samples, rtol=rtol, atol=atol, input_ranges=input_ranges,
-                        input_values=input_values, shapes=shapes)
+        graph = FrozenGraph.from_bytes(frozen)
+        options = dict(inputs_npz=str(inputs_npz) if inputs_npz else None, seed=seed, samples=samples, rtol=rtol,
+                       atol=atol, input_ranges=input_ranges, input_values=input_values, shapes=shapes)
+        if precision is not None:
+            from converter.precision_verify import verify_precision
+
+            settings = _precision_settings(precision, precision.get("fallback_layers") or ())
+            res = verify_precision(graph, snapshot_from_bytes(snapshot), settings, fallback=False, **options)
+            if lowered is not None and snapshot_to_bytes(res.snapshot) != lowered:
+                raise RuntimeError("the network verified differs from the one optimize built the engine from "
+                                   "(the lowering is not deterministic)")
+            return res.report.to_dict()
+        report = verify(graph, snapshot_from_bytes(snapshot), **options)
         return report.to_dict()
+
+
+def _precision_settings(options: dict, fallback=()):
+    from converter.precision import PrecisionSettings
+
+    return PrecisionSettings(options["precision"], tuple(options.get("keep_fp32") or ()), options.get("io", "fp32"),
+                             tuple(fallback))
+
+
+def _lower(snap, options: dict, frozen: bytes | None, verification: dict | None):
+    """The lowered snapshot and what the manifest says of it (the plan, the fallback and its trials)."""
+    settings = _precision_settings(options)
+    trials = None
+    passed = None
+    if options.get("fallback"):
+        from converter.freeze import FrozenGraph
+        from converter.precision_verify import verify_precision
+
+        if frozen is None:
+            raise ValueError("the precision fallback needs the frozen graph")
+        res = verify_precision(FrozenGraph.from_bytes(frozen), snap, settings, fallback=True, **(verification or {}))
+        lowered, plan, settings, trials, passed = res.snapshot, res.plan, res.settings, res.trials, res.passed
+    else:
+        from converter.precision import lower
+
+        lowered, plan = lower(snap, settings)
+    info = plan.to_json()
+    info.pop("layers", None)
+    info.update({"keep_fp32": list(settings.keep_fp32), "fallback": sorted(settings.fallback),
+                 "fallback_enabled": bool(options.get("fallback")), "summary": plan.summary()})
+    if trials is not None:
+        info["trials"] = trials
+        info["passed"] = passed
+    return lowered, info
 
 
 _GENERATE = """

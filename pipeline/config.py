@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 DTYPES = ("float32", "float16", "int32", "int64", "int8", "uint8", "bool")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -135,6 +135,14 @@ class InputSpec(_Strict):
         return record
 
 
+def _reduced_only(key: str, given: bool, info: ValidationInfo) -> None:
+    """``keep_fp32`` and ``io_types: native`` mean something only for fp16/bf16: anything else is a mistake."""
+    precision = info.data.get("precision")  # None: the precision itself is invalid, reported on its own
+    if given and precision is not None and precision not in ("fp16", "bf16"):
+        raise ValueError(f"{key} only applies to precision fp16 or bf16 (precision is {precision}): set "
+                         f"builder.precision: fp16 (or bf16), or remove {key}")
+
+
 class BuilderSpec(_Strict):
     workspace: Optional[int] = Field(None, description="workspace memory pool limit: bytes, or a size like "
                                                        "'512MiB'; null for TensorRT's default")
@@ -142,6 +150,15 @@ class BuilderSpec(_Strict):
     targets: Optional[list[str]] = Field(None, description="compute capabilities to build for, e.g. [SM86] "
                                                            "(TensorRT-RTX), or null for the default target")
     timing_cache: bool = Field(True, description="true to reuse and update the store's timing cache")
+    precision: str = Field("fp32", description="what the engine computes in: fp32, fp16, bf16 or int8 (int8: a "
+                                               "quantization-aware model's Q/DQ layers)")
+    keep_fp32: list[str] = Field(default_factory=list,
+                                 description="a list of fnmatch patterns over layer (TensorFlow node) names kept in "
+                                             "fp32 with fp16/bf16, e.g. ['*/attention/*'] (tf2trt inspect lists them)")
+    io_types: Literal["fp32", "native"] = Field("fp32", description="fp32 (network inputs and outputs stay float32) "
+                                                                   "or native (they take the precision's type)")
+    fallback: bool = Field(True, description="true to keep the layers that make an fp16/bf16 network fail "
+                                             "verification in fp32 (the automatic fallback), false to build it as is")
 
     @field_validator("workspace", mode="before")
     @classmethod
@@ -159,6 +176,54 @@ class BuilderSpec(_Strict):
     @classmethod
     def _upper(cls, v):
         return None if v is None else [t.upper() for t in v]
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, v: Any):
+        """Canonical names (``FP16``, ``half`` → ``fp16``), through the converter's own parser."""
+        from converter.errors import ModelError
+        from converter.precision import PRECISIONS, parse_precision
+
+        if not isinstance(v, str):
+            raise ValueError(f"expected one of {', '.join(PRECISIONS)} (got {v!r})")
+        try:
+            return parse_precision(v)
+        except ModelError:
+            raise ValueError(f"unknown precision {v!r}: use one of {', '.join(PRECISIONS)}") from None
+
+    @field_validator("keep_fp32", mode="before")
+    @classmethod
+    def _patterns(cls, v: Any, info: ValidationInfo):
+        """Checked by hand, so a problem names the pattern (pydantic's would name list indices)."""
+        if v is None:
+            v = []
+        if isinstance(v, str):
+            raise ValueError(f"expected a list of patterns, like [{v!r}] (got the string {v!r})")
+        if not isinstance(v, list):
+            raise ValueError(f"expected a list of fnmatch patterns like ['*/attention/*'] (got {v!r})")
+        for j, pattern in enumerate(v):
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise ValueError(f"keep_fp32[{j}]: expected a non-empty string pattern such as '*/softmax*' "
+                                 f"(got {pattern!r}; quote a pattern YAML would read as another type)")
+        _reduced_only("keep_fp32", bool(v), info)
+        return v
+
+    @field_validator("io_types")
+    @classmethod
+    def _io(cls, v: str, info: ValidationInfo):
+        _reduced_only("io_types", v != "fp32", info)
+        return v
+
+    def precision_settings(self):
+        """The converter's :class:`~converter.precision.PrecisionSettings` for this section (no fallback yet)."""
+        from converter.precision import PrecisionSettings
+
+        return PrecisionSettings(self.precision, tuple(self.keep_fp32), self.io_types)
+
+    @property
+    def reduced(self) -> bool:
+        """fp16/bf16: optimize lowers the fp32 network (int8 comes from the model's Q/DQ layers at construct)."""
+        return self.precision in ("fp16", "bf16")
 
 
 class VerificationSpec(_Strict):
@@ -369,7 +434,10 @@ class LoadedConfig:
 
     def to_json(self) -> dict:
         """Small, JSON-safe form for passing to tasks (re-validated there)."""
-        data = {"path": str(self.path), "given": self.given, "spec": self.spec.model_dump(mode="json")}
+        # exclude_unset: validated again, the spec knows which keys the file set (default verification
+        # tolerances depend on the precision unless the config gives them: model_fields_set)
+        data = {"path": str(self.path), "given": self.given,
+                "spec": self.spec.model_dump(mode="json", exclude_unset=True)}
         if self.force_output:
             data["force_output"] = True
         return data

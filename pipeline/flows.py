@@ -213,8 +213,11 @@ def _finish(ctx: StageContext, results: dict[str, StageResult], publish: bool = 
     if publish:
         try:
             ver = results.get("verify")
+            from .stages.verify import tolerances
+
+            rtol, atol = tolerances(ctx.config.spec)  # fp16/bf16: the precision's defaults unless the config sets them
             publish_artifacts(summary, (ver.meta.get("verification") if ver is not None else None) or {},
-                              ctx.config.spec.verification.model_dump(mode="json"))
+                              {**ctx.config.spec.verification.model_dump(mode="json"), "rtol": rtol, "atol": atol})
         except Exception as exc:  # noqa: BLE001 - the dashboard is a view, never a build failure
             ctx.log.warning("could not publish dashboard artifacts: %s", exc)
     return summary
@@ -281,14 +284,14 @@ def build_summary_markdown(summary: dict, report: dict, settings: dict) -> str:
             for row in ver["shapes"]:
                 shapes = ", ".join(f"{n} {shape_text(s)}" for n, s in sorted((row.get("inputs") or {}).items()))
                 lines.append(f"| {shapes} | {_num(row.get('max_abs_err'))} | {'yes' if row['passed'] else '**NO**'} |")
+        lines += _precision_lines(report.get("precision"))
     f = summary["facts"]
     lines += ["", "## Engine", "", "| fact | value |", "| --- | --- |",
               f"| placed at | {summary['engine']['path'] if summary['engine'] else '- (not placed)'} |",
               f"| bytes | {f['bytes'] if f['bytes'] is not None else '-'} |",
               f"| digest | `{f['digest'] or '-'}` |",
               f"| layers | {f['layers'] if f['layers'] is not None else '-'} |",
-              f"| precision | {(summary.get('settings') or {}).get('precision') or 'fp32'} (the converter builds fp32 "
-              f"networks) |",
+              f"| precision | {_precision(summary)} |",
               f"| settings | {_settings(summary)} |",
               f"| TensorRT | {f['tensorrt_flavor']} {f['tensorrt']} |",
               f"| target | {f['target']} |"]
@@ -305,6 +308,34 @@ def build_summary_markdown(summary: dict, report: dict, settings: dict) -> str:
     else:
         lines.append("- (the model was not frozen)")
     return "\n".join(lines) + "\n"
+
+
+def _precision(summary: dict) -> str:
+    """The engine's precision and, for fp16/bf16, the layers the fallback kept in fp32."""
+    from .stages.build import precision_text
+
+    info = (summary.get("facts") or {}).get("precision") or {
+        "precision": (summary.get("settings") or {}).get("precision") or "fp32"}
+    text = precision_text(info)
+    fallback = info.get("fallback") or []
+    if fallback:
+        text += "; fallback kept " + ", ".join(f"`{n}`" for n in fallback[:8]) + (" …" if len(fallback) > 8 else "")
+    return text.replace("|", "\\|")
+
+
+def _precision_lines(info: dict | None) -> list[str]:
+    """The verification report's reduced-precision section: what precision alone costs, where error grows."""
+    if not info:
+        return []
+    p = info.get("precision")
+    lines = ["", f"Precision {p}: the network verified is the lowered one the engine was built from.", "",
+             "| output | max_abs_err against the fp32 network |", "| --- | ---: |"]
+    lines += [f"| {name} | {_num(err)} |" for name, err in sorted((info.get("against_fp32_network") or {}).items())]
+    top = info.get("top_layers") or []
+    if top:
+        lines += ["", "Layers adding the most error: " + ", ".join(
+            f"`{t.get('layer')}` (+{_num(t.get('growth'))})" for t in top[:5]).replace("|", "\\|") + "."]
+    return lines
 
 
 def _settings(summary: dict) -> str:
@@ -388,7 +419,9 @@ def optimize_only(config: dict, artifacts: str | None = None, upstream: dict | N
 
     Deploy it on a process work pool whose worker runs on a GPU host: that host
     needs TensorRT and this package, not TensorFlow (optimize reads the network
-    snapshot, never the model).
+    snapshot, never the model) — except for an fp16/bf16 build with
+    ``builder.fallback``, whose optimize verifies the lowered network against
+    TensorFlow before building.
     """
     cfg = _load(config)
     state = TASKS["optimize"](cfg.name, cfg.to_json(), artifacts, upstream or {}, return_state=True)

@@ -47,7 +47,8 @@ def _row(config: str, name: str, rec: dict) -> dict:
                                       "max_rel_err": o.get("max_rel_err"), "passed": o.get("passed")}
                                      for o in ver.get("outputs", [])]} if ver else None,
         "engine": {"digest": engine.get("digest"), "path": engine.get("path"), "bytes": engine.get("bytes"),
-                   "when": engine.get("when"), "profiles": engine.get("profiles")} if engine else None,
+                   "when": engine.get("when"), "profiles": engine.get("profiles"),
+                   "precision": engine.get("precision") or "fp32"} if engine else None,
     }
 
 
@@ -77,5 +78,7 @@ def render_status(console: Console, rows: list[dict]) -> None:
         eng = row["engine"]
         console.print(f"engine: {eng['digest']} at {eng['path']} ({eng['bytes']} bytes, placed {eng['when']})"
                       if eng else "engine: none placed yet")
+        if eng:
+            console.print(f"precision: {escape(eng['precision'])}")
         for line in profile_lines((eng or {}).get("profiles")):
             console.print(f"  {escape(line)}")

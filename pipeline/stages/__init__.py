@@ -21,22 +21,33 @@ construct  inputs.graph: parse's graph digest; toolchain: TensorRT
            flavor/version (no TensorFlow: the graph is already decoded);
            code: construct.py graph.py registry.py ops/ context.py trt.py
            layers/ snapshot.py and freeze.py errors.py structural.py _io.py
-           (graph.py's imports) — parse's list without fuse.py
+           (graph.py's imports) — parse's list without fuse.py; int8 only:
+           config builder.quantization
 optimize   inputs.snapshot: snapshot digest; config: builder.workspace,
            builder.opt_level, builder.targets; toolchain: TensorRT
            flavor/version; target; code: engine.py snapshot.py layers/ trt.py
-           errors.py _io.py
+           errors.py _io.py.  fp16/bf16 only: builder.precision/keep_fp32/
+           io_types/fallback and precision.py; with the fallback also
+           inputs.frozen, the verification settings, TensorFlow and verify's
+           code with precision_verify.py
 verify     inputs: frozen-graph, snapshot and engine digests, the .npz by
            content; config: verification.rtol/atol/samples/seed; toolchain:
            TensorFlow, TensorRT flavor/version; code: verify.py reference.py
-           snapshot.py layers/ trt.py and freeze's list
+           snapshot.py layers/ trt.py and freeze's list.  fp16/bf16 only:
+           inputs.lowered (optimize's lowered snapshot), builder.precision,
+           precision.py precision_verify.py
 =========  ===================================================================
+
+A stage's ``code`` lists all it can run; :meth:`Stage.code_for` the part a
+config runs (an fp32 build's optimize key holds no precision code, so its key
+is what it was before reduced precision existed).
 
 Each list is what the stage's backend call imports, followed transitively
 (``tests/pipeline/test_cache_keys.py`` checks it against the source), minus
 modules imported but not run: construct's ``fuse.py`` (``graph.parse`` imports
 it; construct loads a graph parse fused), optimize's ``construct.py``
-(an isinstance check) and verify's ``runtime.py`` (the GPU path, not taken).
+(an isinstance check) and verify's and optimize's ``runtime.py`` (verify.py's GPU
+path, not taken).
 
 So an op converter edit (``ops/``) re-runs parse and construct, and if the
 snapshot comes out the same (the network did not change) optimize and verify

@@ -77,10 +77,12 @@ class StageContext:
         return {n: self.toolchain.get(n) for n in names}
 
     def code(self, stage: "Stage") -> dict[str, str]:
-        """``{file: digest}`` of the code ``stage`` runs (hashed once per build)."""
-        if stage.name not in self._code:
-            self._code[stage.name] = dict(self.backend.code_digests(stage.code))
-        return self._code[stage.name]
+        """``{file: digest}`` of the code ``stage`` runs for this config (hashed once per build)."""
+        entries = tuple(stage.code_for(self))
+        cache = f"{stage.name}:{'|'.join(entries)}"
+        if cache not in self._code:
+            self._code[cache] = dict(self.backend.code_digests(entries))
+        return self._code[cache]
 
 
 class StageFailed(Exception):
@@ -128,8 +130,9 @@ class Stage(abc.ABC):
     ``reads`` maps an input name (as it appears in the key's ``inputs``) to the
     ``(stage, role)`` of an upstream output whose digest enters the key: what
     the stage reads (and, for verify, the engine it vouches for).  ``code``
-    lists the converter files the stage runs, relative to the ``converter``
-    package (``"ops/"`` = the whole subpackage).  Only those enter the key, so
+    lists the converter files the stage can run, relative to the ``converter``
+    package (``"ops/"`` = the whole subpackage); :meth:`code_for` the ones it
+    runs for a config.  Only those enter the key, so
     editing any other converter file (the CLI, another stage's code) leaves the
     stage cached.
     """
@@ -148,6 +151,12 @@ class Stage(abc.ABC):
         """The component dict every stage's key has: stage, inputs, config, toolchain, code."""
         return {"stage": self.name, "inputs": {**self.inputs(upstream), **(inputs or {})},
                 "config": config or {}, "toolchain": ctx.tc(*toolchain), "code": ctx.code(self), **extra}
+
+    def code_for(self, ctx: StageContext) -> tuple[str, ...]:
+        """The part of :attr:`code` this config runs (all of it, unless a stage runs some modules only for
+        some settings: reduced precision).  Only these files enter the key, so an fp32 build's key is
+        unchanged by code only an fp16 build runs."""
+        return self.code
 
     def skip_reason(self, ctx: StageContext) -> str | None:
         """Why the config turns this stage off (None: it runs)."""

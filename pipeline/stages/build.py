@@ -180,6 +180,8 @@ def _place(ctx: StageContext, results: dict[str, StageResult], force: bool) -> d
         "toolchain": ctx.toolchain, "engine_code": key_of(ctx.code(get_stage("optimize"))),
         "stage_keys": {n: r.key for n, r in results.items()},
         "verification": (ver.meta.get("verification") if ver is not None else None),
+        # what the engine computes in: per-layer counts, the layers kept in fp32 and why, the fallback's
+        "precision": engine_precision(ctx, results),
         "tags": list(ctx.config.spec.tags),
         "placed_by": PLACED_BY,
     }
@@ -213,7 +215,7 @@ def _place(ctx: StageContext, results: dict[str, StageResult], force: bool) -> d
 
     def update(rec: dict) -> dict:
         rec["engine"] = {"path": str(dest), "digest": digest, "bytes": manifest["bytes"], "when": now_iso(),
-                         "profiles": manifest["profiles"]}
+                         "profiles": manifest["profiles"], "precision": precision_text(manifest["precision"])}
         return rec
 
     try:
@@ -301,8 +303,44 @@ def profile_lines(profiles: list[dict] | None) -> list[str]:
             + " (min / opt / max)" for k, p in enumerate(profiles or [])]
 
 
-#: what the engine computes in: the converter builds fp32 networks and the config has no precision setting
+#: what an engine computes in when the config says nothing (``builder.precision``)
 PRECISION = "fp32"
+
+
+def engine_precision(ctx: StageContext, results: dict[str, StageResult]) -> dict:
+    """What the engine computes in, for its manifest: the config's precision settings and, for fp16/bf16,
+    what optimize's lowering decided (``counts`` per precision, ``kept_fp32`` layer → reason — a policy
+    rule, ``keep_fp32: PATTERN`` or ``fallback`` —, ``fallback`` the layers the automatic fallback kept,
+    its ``trials``)."""
+    b = ctx.config.spec.builder
+    info: dict = {"precision": b.precision, "io_types": b.io_types}
+    if not b.reduced:
+        return info
+    info.update({"keep_fp32": list(b.keep_fp32), "fallback_enabled": b.fallback})
+    opt = results.get("optimize")
+    plan = (opt.meta.get("precision") if opt is not None and opt.ok else None) or {}
+    for key in ("counts", "casts", "kept_fp32", "fallback", "trials", "passed", "summary"):
+        if key in plan:
+            info[key] = plan[key]
+    return info
+
+
+def precision_text(info: dict | None) -> str:
+    """One line of :func:`engine_precision`: ``fp16: 40 layers in fp16, 6 in fp32 (2 by the fallback)``."""
+    if not info:
+        return PRECISION
+    p = info.get("precision") or PRECISION
+    if p == "int8":
+        return "int8 (the model's quantize/dequantize layers)"
+    if p not in ("fp16", "bf16"):
+        return p
+    counts = info.get("counts")
+    if counts is None:
+        return f"{p} (not built yet)"
+    fallback = info.get("fallback") or []
+    kept = "fallback off" if not info.get("fallback_enabled", True) else f"{len(fallback)} by the fallback"
+    io = "" if info.get("io_types", "fp32") == "fp32" else f", I/O {p}"
+    return f"{p}: {counts.get(p, 0)} layers in {p}, {counts.get('fp32', 0)} in fp32 ({kept}){io}"
 
 
 def effective_settings(ctx: StageContext, results: dict[str, StageResult]) -> dict:
@@ -332,9 +370,15 @@ def effective_settings(ctx: StageContext, results: dict[str, StageResult]) -> di
                     for k in range(count)]
     builder = spec.builder.model_dump(mode="json")
     ver = spec.verification
-    return {"inputs": inputs, "profiles": profiles or None, "precision": PRECISION,
-            "builder": {k: builder.get(k) for k in ("workspace", "opt_level", "targets", "timing_cache")},
-            "verification": {"enabled": ver.enabled, "rtol": ver.rtol, "atol": ver.atol, "samples": ver.samples,
+    from .verify import tolerances
+
+    rtol, atol = tolerances(spec)  # fp16/bf16/int8: the precision's defaults unless the config sets them
+    keys = ("workspace", "opt_level", "targets", "timing_cache")
+    if spec.builder.reduced:
+        keys += ("keep_fp32", "io_types", "fallback")
+    return {"inputs": inputs, "profiles": profiles or None, "precision": spec.builder.precision,
+            "builder": {k: builder.get(k) for k in keys},
+            "verification": {"enabled": ver.enabled, "rtol": rtol, "atol": atol, "samples": ver.samples,
                              "seed": ver.seed, **({"shapes": ver.shapes} if ver.shapes else {})}}
 
 
@@ -355,7 +399,11 @@ def settings_line(settings: dict) -> str:
     extra = f", {len(v['shapes'])} extra shape set(s)" if v.get("shapes") else ""
     verify = (f"verify rtol {v['rtol']:g} atol {v['atol']:g}, {v['samples']} sample(s){extra}" if v["enabled"]
               else "verification off")
-    return (f"inputs {ins}; {shapes}; precision {settings['precision']}; workspace {ws}; "
+    precision = settings["precision"]
+    if "fallback" in b:
+        precision += (f" (I/O {b.get('io_types')}, {len(b.get('keep_fp32') or [])} keep_fp32 pattern(s), "
+                      f"fallback {'on' if b['fallback'] else 'off'})")
+    return (f"inputs {ins}; {shapes}; precision {precision}; workspace {ws}; "
             f"opt_level {b.get('opt_level')}; targets {','.join(b['targets']) if b.get('targets') else 'default'}; "
             f"{verify}")
 
@@ -379,6 +427,7 @@ def engine_facts(ctx: StageContext, results: dict[str, StageResult], engine: dic
         "target": opt.meta.get("target") if opt and opt.ok else ctx.backend.target(
             ctx.config.spec.builder.model_dump(mode="json")),
         "profiles": engine_profiles(results),
+        "precision": engine_precision(ctx, results),
     }
 
 

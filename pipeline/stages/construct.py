@@ -33,11 +33,22 @@ class Construct(Stage):
 
     def components(self, ctx: StageContext, upstream: dict[str, StageResult]) -> dict:
         # no TensorFlow: the graph blob is JSON and .npy arrays (tests/converter/test_graph.py blocks its import)
-        return self.key_components(ctx, upstream, toolchain=("tensorrt_flavor", "tensorrt"))
+        # only int8 changes what construct builds (real Q/DQ layers instead of emulated fake quantization);
+        # fp16/bf16 lower the fp32 snapshot in optimize, so they share this stage's key with fp32
+        config = {"builder.quantization": "int8"} if quantization(ctx) == "int8" else {}
+        return self.key_components(ctx, upstream, config=config, toolchain=("tensorrt_flavor", "tensorrt"))
 
     def execute(self, ctx: StageContext, upstream: dict[str, StageResult], io: StageIO) -> tuple[dict, dict]:
-        snapshot, meta = ctx.backend.construct(io.read("parse", "graph"))
+        # the keyword only for int8: every other build calls the backend as before
+        extra = {"quantization": "int8"} if quantization(ctx) == "int8" else {}
+        snapshot, meta = ctx.backend.construct(io.read("parse", "graph"), **extra)
         return {"snapshot": io.put(snapshot, "network-snapshot")}, meta
+
+
+def quantization(ctx: StageContext) -> str:
+    """How construct treats a quantization-aware model's fake-quant ops: ``int8`` (TensorRT Q/DQ layers, for
+    ``builder.precision: int8``) or ``emulate`` (float layers computing what TensorFlow computes)."""
+    return "int8" if ctx.config.spec.builder.precision == "int8" else "emulate"
 
 
 STAGE = Construct()

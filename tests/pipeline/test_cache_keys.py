@@ -218,7 +218,8 @@ NAMES_ONLY = {
     "parse": {"construct.py"},     # ops/loops.py, conditionals.py import convert_nodes to build regions; parse
                                    # runs only their support checks
     "construct": {"fuse.py"},      # graph.parse() imports it; construct loads a graph parse has fused
-    "optimize": {"construct.py"},  # engine._resolve imports ConvertedNetwork for an isinstance check
+    "optimize": {"construct.py",   # engine._resolve imports ConvertedNetwork for an isinstance check
+                 "runtime.py"},    # the fp16/bf16 fallback's verify.py runs engines on a GPU; it runs the executor
     "verify": {"runtime.py"},      # runs an engine on a GPU; the pipeline verifies the snapshot
 }
 
