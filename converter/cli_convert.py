@@ -325,16 +325,7 @@ def _tolerances(args, precision: str) -> tuple[float, float]:
 
 def _construct_options(precision: str, construct) -> dict:
     """int8 builds a quantization-aware model's fake-quant ops as TensorRT Q/DQ layers (``quantization``)."""
-    if precision != "int8":
-        return {}
-    import inspect
-
-    from .errors import ModelError
-
-    if "quantization" not in inspect.signature(construct).parameters:
-        raise ModelError("int8 needs the converter's int8 construction (construct(quantization='int8')), which this "
-                         "tf2trt does not have", hint="convert with --precision fp32, fp16 or bf16")
-    return {"quantization": "int8"}
+    return {"quantization": "int8"} if precision == "int8" else {}
 
 
 def _lower(snapshot, settings, frozen, fallback: bool, verify_options: dict):

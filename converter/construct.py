@@ -67,6 +67,8 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False,
     """
     from . import ops  # noqa: F401 - registers converters
     from .context import QUANTIZATION_MODES
+    from .errors import ModelError
+    from .freeze import QUANTIZED_WEIGHT_OPS
     from .ops.quant import fold_constant_quantization
 
     if quantization not in QUANTIZATION_MODES:
@@ -74,6 +76,12 @@ def construct(graph: Graph, builder=None, strongly_typed: bool = False,
                               f"use one of {', '.join(QUANTIZATION_MODES)}")
     if quantization == "emulate":  # quantized weights fold as they did before freeze kept them (same snapshot)
         graph = fold_constant_quantization(graph)
+    elif not any(n.op in QUANTIZED_WEIGHT_OPS for n in graph.nodes):
+        # an "int8" engine of a model with no quantization ranges would silently be the fp32 network
+        raise ModelError("precision int8 needs a quantization-aware model (FakeQuant* or QuantizeAndDequantize* "
+                         "ops give the int8 ranges); this model has none",
+                         hint="quantize it with tensorflow-model-optimization (quantize_model + a few training "
+                              "steps), or build with precision fp16 or bf16")
     builder, network = trtshim.create_network(builder, strongly_typed=strongly_typed)
     ctx = ConversionContext(network, graph, quantization=quantization)
     trt = ctx.trt

@@ -190,19 +190,11 @@ class ConverterBackend:
         ``quantization="int8"`` (``builder.precision: int8``) builds a quantization-aware model's fake-quant
         ops as TensorRT Q/DQ layers; without it construct emulates them in float, as it always has.
         """
-        import inspect
-
         from converter.construct import construct
         from converter.graph import Graph
 
         extra = {}
         if quantization is not None and quantization != "emulate":
-            if "quantization" not in inspect.signature(construct).parameters:
-                from converter.errors import ModelError
-
-                raise ModelError("int8 needs the converter's int8 construction (construct(quantization='int8')), "
-                                 "which this tf2trt does not have",
-                                 hint="build with builder.precision: fp32, fp16 or bf16, or upgrade tf2trt")
             extra["quantization"] = quantization
         net = construct(Graph.from_bytes(graph), **extra)
         snap = net.snapshot

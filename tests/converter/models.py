@@ -40,3 +40,43 @@ def two_io_model(seed: int = 0):
     h = keras.layers.Dense(4, activation="tanh", name="h")(keras.layers.Concatenate(name="cat")([a, b]))
     s = keras.layers.Add(name="sum")([a, b])
     return keras.Model([a, b], [h, s], name="two_io")
+
+
+def qat_cnn_savedmodel(path, seed: int = 0):
+    """A tensorflow-model-optimization QAT CNN (Conv2D/BatchNorm/ReLU/Dense, random weights) saved as a SavedModel.
+
+    A few training-mode passes give the moving-average quantization ranges and BatchNorm statistics
+    non-trivial values.  Returns ``(path, data)`` with the calibration batch.  tfmot sets
+    ``TF_USE_LEGACY_KERAS=1`` for the process when imported, which would turn a later first use of
+    ``tf.keras`` into tf_keras: ``tf.keras`` is resolved first and the variable put back.
+    """
+    import os
+
+    import numpy as np
+    import tensorflow as tf
+
+    _ = tf.keras.__name__
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS")
+    try:
+        import tensorflow_model_optimization as tfmot
+    finally:
+        if legacy is None:
+            os.environ.pop("TF_USE_LEGACY_KERAS", None)
+        else:
+            os.environ["TF_USE_LEGACY_KERAS"] = legacy
+    import tf_keras as keras
+
+    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(10)(x)
+    model = tfmot.quantization.keras.quantize_model(keras.Model(inp, out))
+    data = np.random.default_rng(seed).standard_normal((16, 12, 12, 3)).astype(np.float32)
+    for _ in range(3):
+        model(data, training=True)
+    model.save(str(path), save_format="tf")
+    return path, data

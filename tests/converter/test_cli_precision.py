@@ -72,7 +72,7 @@ def test_bf16_keep_fp32_without_verify(model_file, tmp_path):
     (["--keep-fp32", "*/conv*"], "--keep-fp32 and --io-types only apply to --precision fp16 or bf16",
      "add --precision fp16"),
     (["--precision", "fp16", "--keep-fp32", "*/atention/*"], "keep_fp32 pattern(s) ['*/atention/*'] match no layer",
-     "patterns are fnmatch globs over TensorFlow node names"),
+     "patterns are fnmatch globs over the layers' names"),
 ])
 def test_bad_precision_options_exit_2_without_an_engine(model_file, tmp_path, args, message, hint):
     engine = tmp_path / "x.plan"
@@ -91,16 +91,25 @@ def test_fp32_is_unchanged(model_file, tmp_path):
     assert meta["precision"] == {"precision": "fp32", "io_types": "fp32"}
 
 
-def test_int8_needs_the_converters_int8_construction(model_file, tmp_path):
-    """Until construct() takes ``quantization``, --precision int8 is a user error naming what it needs."""
-    import inspect
-
-    from converter.construct import construct
-
-    if "quantization" in inspect.signature(construct).parameters:
-        pytest.skip("construct() builds int8 Q/DQ networks: tests/converter covers that path")
+def test_int8_of_a_model_without_quantization_ops_is_a_user_error(model_file, tmp_path):
+    """An int8 engine of a model with no quantization ranges would silently be the fp32 network: exit 2."""
     engine = tmp_path / "q.plan"
     proc, out = run_cli(str(model_file), "--engine", str(engine), "--precision", "int8")
     assert proc.returncode == 2, proc.stderr
-    assert out["error"].startswith("int8 needs the converter's int8 construction") and "(hint: " in out["error"]
+    assert "needs a quantization-aware model" in out["error"] and "tensorflow-model-optimization" in out["error"]
     assert not engine.exists()
+
+
+def test_int8_of_a_qat_model(tmp_path):
+    """A tfmot QAT CNN: Q/DQ layers, verified against TensorFlow's fake-quant output, an engine with its manifest."""
+    from .models import qat_cnn_savedmodel
+
+    path, _ = qat_cnn_savedmodel(tmp_path / "qat")
+    engine = tmp_path / "q.plan"
+    proc, out = run_cli(str(path), "--engine", str(engine), "--precision", "int8", "--verify")
+    assert proc.returncode == 0, proc.stderr
+    assert out["verification"]["passed"] is True
+    assert {(o["rtol"], o["atol"]) for o in out["verification"]["outputs"]} == {(1e-4, 1e-5)}
+    meta = json.loads((tmp_path / "q.plan.json").read_text())
+    assert meta["precision"]["precision"] == "int8"
+    assert engine.stat().st_size == out["engine"]["bytes"]

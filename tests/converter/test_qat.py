@@ -51,21 +51,9 @@ def _layer_types(snapshot) -> list[str]:
 @pytest.fixture(scope="module")
 def qat_model(tmp_path_factory):
     """A tfmot QAT CNN saved as a SavedModel, and a batch of inputs."""
-    tf.random.set_seed(0)
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((12, 12, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.Flatten()(x)
-    out = keras.layers.Dense(10)(x)
-    model = tfmot.quantization.keras.quantize_model(keras.Model(inp, out))
-    data = np.random.default_rng(0).standard_normal((16, 12, 12, 3)).astype(np.float32)
-    for _ in range(3):  # moving-average ranges and BatchNorm statistics become non-trivial
-        model(data, training=True)
-    path = tmp_path_factory.mktemp("qat") / "saved_model"
-    model.save(str(path), save_format="tf")
-    return path, data
+    from .models import qat_cnn_savedmodel
+
+    return qat_cnn_savedmodel(tmp_path_factory.mktemp("qat") / "saved_model")
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +282,8 @@ def test_flip_rate_on_a_million_values_is_within_the_measured_bound():
 
 
 def test_quantized_depthwise_filter_folds_as_before():
-    """A consumer that needs a constant filter (depthwise) keeps freeze's folding: both modes convert."""
+    """A consumer that needs a constant filter (depthwise) keeps freeze's folding: emulate converts it; int8 refuses
+    a graph left without any quantization op (its engine would silently be the fp32 network)."""
     rng = np.random.default_rng(8)
     k = tf.constant(rng.standard_normal((3, 3, 4, 1)).astype(np.float32))
     amax = tf.reduce_max(tf.abs(k), axis=[0, 1, 3])
@@ -308,9 +297,12 @@ def test_quantized_depthwise_filter_folds_as_before():
     frozen = freeze(func)
     assert "FakeQuantWithMinMaxVarsPerChannel" not in frozen.op_counts()
     x = np.random.default_rng(9).standard_normal((1, 6, 6, 4)).astype(np.float32)
-    for mode in ("emulate", "int8"):
-        got = ReferenceExecutor(construct(parse(frozen), quantization=mode).snapshot).run({"x": x})
-        np.testing.assert_allclose(got[frozen.outputs[0]], func(x).numpy(), rtol=1e-4, atol=1e-5, err_msg=mode)
+    got = ReferenceExecutor(construct(parse(frozen), quantization="emulate").snapshot).run({"x": x})
+    np.testing.assert_allclose(got[frozen.outputs[0]], func(x).numpy(), rtol=1e-4, atol=1e-5)
+    from converter.errors import ModelError
+
+    with pytest.raises(ModelError, match="needs a quantization-aware model"):
+        construct(parse(frozen), quantization="int8")
 
 
 def test_emulate_leaves_the_callers_graph_for_int8(qat_frozen):

@@ -317,22 +317,25 @@ def test_int8_reaches_construct_only_as_quantization(configs, artifacts):
     assert stages["construct"]["status"] == "cached"
 
 
-def test_int8_without_the_converters_int8_construction_is_a_user_error():
-    """Until construct() takes ``quantization``, int8 fails with a ModelError saying what it needs."""
-    import inspect
-
-    from converter.construct import construct
-    from converter.errors import DamagedGraphError, ModelError
+def test_int8_construct_of_a_qat_graph_and_of_a_plain_one(tmp_path):
+    """The real backend: a QAT graph becomes Q/DQ layers; a graph without quantization ops is a user error."""
+    from converter.errors import ModelError
+    from converter.freeze import freeze
+    from converter.graph import parse
+    from converter.snapshot import Snapshot
 
     from pipeline.backend import ConverterBackend
+    from tests.converter.models import qat_cnn_savedmodel, small_cnn
 
-    if "quantization" in inspect.signature(construct).parameters:
-        with pytest.raises(DamagedGraphError):  # the keyword is accepted: the blob is what it refuses
-            ConverterBackend().construct(b"not a graph", quantization="int8")
-    else:
-        with pytest.raises(ModelError, match="int8 needs") as exc:
-            ConverterBackend().construct(b"not a graph", quantization="int8")
-        assert exc.value.hint
+    path, _ = qat_cnn_savedmodel(tmp_path / "qat")
+    graph = parse(freeze(path)).to_bytes()
+    blob, meta = ConverterBackend().construct(graph, quantization="int8")
+    types = Snapshot.from_bytes(blob).layer_types()
+    assert types["QUANTIZE"] > 0 and types["DEQUANTIZE"] > 0 and meta["layers"] > 0
+    small_cnn().save(tmp_path / "cnn.keras")
+    with pytest.raises(ModelError, match="needs a quantization-aware model") as exc:
+        ConverterBackend().construct(parse(freeze(tmp_path / "cnn.keras")).to_bytes(), quantization="int8")
+    assert "tensorflow-model-optimization" in exc.value.hint
 
 
 # --------------------------------------------------------------------------- manifest, status, dashboard
@@ -455,7 +458,7 @@ def test_a_keep_fp32_pattern_that_matches_nothing_is_exit_2_with_the_hint(cnn_di
     assert [stages[s]["status"] for s in STAGES] == ["built", "built", "built", "failed", "skipped"]
     reason = stages["optimize"]["reason"]
     assert "keep_fp32 pattern(s) ['*/atention/*'] match no layer" in reason
-    assert "hint: patterns are fnmatch globs over TensorFlow node names" in reason
+    assert "hint: patterns are fnmatch globs over the layers' names" in reason
 
 
 def test_tf2trt_build_refuses_a_bad_keep_fp32_before_any_work(configs, artifacts):
