@@ -341,9 +341,6 @@ def test_numerics(c):
 
 #: pointwise registered ops the sweep leaves to their own tables, and why
 NOT_SWEPT = {
-    "FakeQuantWithMinMaxArgs": "quantization: tests/converter/ops/test_image_quant_ops.py",
-    "FakeQuantWithMinMaxVars": "quantization: tests/converter/ops/test_image_quant_ops.py",
-    "FakeQuantWithMinMaxVarsPerChannel": "quantization: tests/converter/ops/test_image_quant_ops.py",
     "LinSpace": "a generator, not a function of input values: tests/converter/ops/test_math_ops2.py",
     "OneHot": "an index comparison over a constant range, exact: tests/converter/ops/test_indexing_ops.py",
     "MatrixBandPart": "a constant mask and a select, exact: tests/converter/ops/test_indexing_ops.py",
