@@ -7,8 +7,8 @@ import numpy as np
 from .. import layers
 from ..context import Value, channels_first_perm, identity_perm
 from ..errors import ConversionError
-from .helpers import (activation, channels_first, elementwise, float_only, is_static, log1p, reduce, register,
-                      reshape, scalar_like, shuffle, slice_value, spatial_attr, spatial_padding, static_inputs,
+from .helpers import (activation, channels_first, elementwise, float_only, is_shape_computable, is_static, log1p,
+                      reduce, register, reshape, scalar_like, shuffle, slice_value, spatial_attr, spatial_padding,
                       tensor_of, unary, value_layout)
 from .pooling_ext import check_int_max_pool, max_pool_taps
 
@@ -120,25 +120,87 @@ def convert_depthwise(ctx, node, inputs):
     return _convolution(ctx, node, x, kernel, c, node.attr("_bias"))
 
 
+def _known_sizes(graph, ref: str):
+    """input_sizes element by element, an int where the graph fixes it (a constant, or a constant packed into a
+    ``Pack`` as Keras's Conv2DTranspose does for the channels), else None; None when even its length is unknown."""
+    from ..freeze import _src
+
+    const = graph.const(ref)
+    if const is not None:
+        return [int(v) for v in np.asarray(const).reshape(-1)]
+    node = graph.by_name.get(_src(ref))
+    if node is not None and node.op == "Pack" and int(node.attr("axis", 0)) == 0:
+        known = []
+        for r in node.inputs:
+            c = graph.const(r)
+            known.append(int(np.asarray(c).reshape(-1)[0]) if c is not None and np.asarray(c).size == 1 else None)
+        return known
+    shape = graph.shape(ref)
+    if shape is not None and len(shape) == 1 and int(shape[0]) >= 0:
+        return [None] * int(shape[0])
+    return None
+
+
+def _filter_shape(graph, ref: str):
+    w = graph.const(ref)
+    return w.shape if w is not None else graph.shape(ref)
+
+
 def _check_deconv_groups(node, graph):
-    sizes, w = graph.const(node.inputs[0]), graph.const(node.inputs[1])
-    w_shape = w.shape if w is not None else graph.shape(node.inputs[1])
-    if sizes is None or w_shape is None:
+    sizes, w_shape = _known_sizes(graph, node.inputs[0]), _filter_shape(graph, node.inputs[1])
+    if sizes is None or w_shape is None or len(sizes) != len(w_shape):
         return None
-    channels = int(sizes[1] if node.attr("data_format", "NHWC").startswith("NC") else sizes[-1])
-    if channels != int(w_shape[-2]):
-        return ConversionError(node.name, node.op, "grouped transposed convolutions are not supported")
+    channels = sizes[1] if node.attr("data_format", "NHWC").startswith("NC") else sizes[-1]
+    if channels is not None and int(channels) != int(w_shape[-2]):
+        return ConversionError(node.name, node.op, "grouped transposed convolutions are not supported",
+                               "the output channels of input_sizes must be the filter's (its third dimension); "
+                               "split a grouped one into a transposed convolution per group")
+    return None
+
+
+def _check_input_sizes(node, graph):
+    """A constant input_sizes keeps the static conversion; one computed from tensor shapes (Keras's
+    Conv2DTranspose on ``(None, None, C)`` inputs) becomes a crop of computed size.  Refused here, before any
+    layer exists: input_sizes read from data values, of unknown length or without batch and channels (TF's
+    spatial-only form), or fixing a batch the input leaves open."""
+    ref = node.inputs[0]
+    sizes, w_shape = _known_sizes(graph, ref), _filter_shape(graph, node.inputs[1])
+    if sizes is not None and w_shape is not None and len(sizes) != len(w_shape):
+        return ConversionError(node.name, node.op,
+                               f"input_sizes has {len(sizes)} elements, not {len(w_shape)} (batch, channels and "
+                               "every spatial size)",
+                               "pass the full output shape, e.g. [tf.shape(x)[0], height, width, channels]")
+    if is_static(graph, ref):
+        return None
+    if not is_shape_computable(graph, ref):
+        return ConversionError(node.name, node.op,
+                               "input_sizes must be a constant or computed from tensor shapes (TensorRT shape "
+                               "tensors cannot come from data values)",
+                               "compute the output shape from tf.shape(...) and constants, or make it a constant")
+    if sizes is None or w_shape is None:
+        return ConversionError(node.name, node.op, "a computed input_sizes of unknown length",
+                               "pass the full output shape, e.g. [tf.shape(x)[0], height, width, channels]")
+    dy = graph.shape(node.inputs[2])
+    batch = sizes[0]
+    if batch is not None and dy is not None and int(dy[0]) != batch:
+        return ConversionError(node.name, node.op,
+                               f"input_sizes fixes the batch to {batch} while the input's batch is "
+                               f"{'dynamic' if int(dy[0]) < 0 else int(dy[0])}",
+                               "compute the batch from tf.shape(x)[0]")
     return None
 
 
 @register("Conv2DBackpropInput", "Conv3DBackpropInputV2", layers=("Deconvolution", "Slice"),
-          check=[static_inputs(0, what="input_sizes"), _check_filter_tensor, _check_data_format, float_only(),
-                 _check_deconv_groups],
-          restrictions="constant input_sizes (Conv2DTranspose); SAME/VALID/EXPLICIT padding; a filter computed "
-                       "in the graph (static shape) is the layer's kernel input; a Slice zero-extends outputs "
-                       "larger than the deconvolution covers")
+          check=[_check_input_sizes, _check_filter_tensor, _check_data_format, float_only(), _check_deconv_groups],
+          restrictions="SAME/VALID/EXPLICIT padding; a filter computed in the graph (static shape) is the layer's "
+                       "kernel input; constant input_sizes: the padding crops and a Slice zero-extends outputs "
+                       "larger than the deconvolution covers; input_sizes computed from tensor shapes (dynamic "
+                       "spatial sizes): an unpadded deconvolution cropped by a FILL Slice of computed start and size "
+                       "(batch from the input, channels from the filter)")
 def convert_conv_backprop_input(ctx, node, inputs):
     sizes_v, w_v, dy = inputs
+    if not sizes_v.is_const:
+        return _computed_size_deconv(ctx, node, sizes_v, w_v, dy)
     out_sizes = [int(s) for s in ctx.as_const(sizes_v, "input_sizes").reshape(-1)]
     w = w_v.const if w_v.is_const else w_v  # [*k, out_channels, in_channels] (the forward conv's HWIO)
     nsp = len(w.shape) - 2
@@ -159,11 +221,7 @@ def convert_conv_backprop_input(ctx, node, inputs):
     params = layers.deconvolution.Params(int(w.shape[-2]), tuple(ksize), stride=tuple(strides),
                                          pre_padding=tuple(pre), post_padding=tuple(post),
                                          dilation=tuple(dilations))
-    if isinstance(w, Value):  # (in_channels, out_channels, *k): TensorRT's deconvolution kernel order
-        layer = ctx.add(layers.deconvolution, [tensor, ctx.logical(_filter_kcrs(ctx, w))], params)
-    else:
-        kernel = np.ascontiguousarray(np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp))), np.float32)
-        layer = ctx.add(layers.deconvolution, [tensor], params, {"kernel": kernel})
+    layer = _add_deconvolution(ctx, tensor, w, params)
     out = ctx.out(layer.get_output(0), out_layout)
     if any(extend):
         # rows the forward convolution never read get a zero gradient
@@ -173,6 +231,58 @@ def convert_conv_backprop_input(ctx, node, inputs):
             size[a] += extend[i]
         out = slice_value(ctx, out, [0] * out.rank, size, mode="FILL", suffix="extend")
     return out
+
+
+def _add_deconvolution(ctx, tensor, w, params):
+    nsp = len(w.shape) - 2
+    if isinstance(w, Value):  # (in_channels, out_channels, *k): TensorRT's deconvolution kernel order
+        return ctx.add(layers.deconvolution, [tensor, ctx.logical(_filter_kcrs(ctx, w))], params)
+    kernel = np.ascontiguousarray(np.transpose(w, (nsp + 1, nsp) + tuple(range(nsp))), np.float32)
+    return ctx.add(layers.deconvolution, [tensor], params, {"kernel": kernel})
+
+
+def _computed_size_deconv(ctx, node, sizes_v: Value, w_v: Value, dy: Value) -> Value:
+    """A transposed convolution whose output size is known only when the engine runs.
+
+    The unpadded (VALID) deconvolution gives the full extent F = (in - 1)·s + (k - 1)·d + 1 per spatial axis;
+    TensorFlow's result is full[pad_before : pad_before + out], zero where that runs past F (rows the forward
+    convolution never read).  pad_before is the forward convolution's: for SAME
+    max((in - 1)·s + (k - 1)·d + 1 - out, 0) // 2 (TensorFlow checks ceil(out / s) == in, so this is its
+    formula), the explicit one for EXPLICIT, 0 for VALID.  One FILL slice with start and size computed from
+    input_sizes does the crop and the zero extension."""
+    from .shapes import ShapeTensor, binary, concat_shapes, from_value, gather, shape_of
+
+    w = w_v.const if w_v.is_const else w_v
+    nsp = len(w.shape) - 2
+    rank = nsp + 2
+    channels_first_fmt = node.attr("data_format", "NHWC").startswith("NC")
+    channel_axis = 1 if channels_first_fmt else rank - 1
+    axes = list(range(2, 2 + nsp)) if channels_first_fmt else list(range(1, 1 + nsp))
+    tensor, _, out_layout = _conv_input(ctx, node, dy)
+    strides = spatial_attr(node, "strides", [1] * rank, rank)
+    dilations = spatial_attr(node, "dilations", [1] * rank, rank)
+    ksize = list(w.shape[:nsp])
+    params = layers.deconvolution.Params(int(w.shape[-2]), tuple(ksize), stride=tuple(strides),
+                                         pre_padding=(0,) * nsp, post_padding=(0,) * nsp, dilation=tuple(dilations))
+    full = ctx.out(_add_deconvolution(ctx, tensor, w, params).get_output(0), out_layout)
+    sizes, dy_shape = from_value(ctx, sizes_v), shape_of(ctx, dy)
+    padding = node.attr("padding", "VALID")
+    explicit = spatial_padding(node, [0] * nsp, ksize, strides, dilations)[0] if padding == "EXPLICIT" else None
+    # TensorFlow requires input_sizes' batch to be the input's and its channels the filter's
+    starts, extents = [ShapeTensor([0])] * rank, [None] * rank
+    extents[0] = gather(ctx, dy_shape, [0])
+    extents[channel_axis] = ShapeTensor([int(w.shape[-2])])
+    for i, a in enumerate(axes):
+        out = gather(ctx, sizes, [a])
+        extents[a] = out
+        if padding == "SAME":
+            span = binary(ctx, binary(ctx, gather(ctx, dy_shape, [a]), 1, "SUB"), strides[i], "PROD")
+            span = binary(ctx, span, (ksize[i] - 1) * dilations[i] + 1, "SUM")
+            starts[a] = binary(ctx, binary(ctx, binary(ctx, span, out, "SUB"), 0, "MAX"), 2, "FLOOR_DIV")
+        elif padding == "EXPLICIT":
+            starts[a] = ShapeTensor([int(explicit[i])])
+    return slice_value(ctx, full, concat_shapes(ctx, starts), concat_shapes(ctx, extents), mode="FILL",
+                       suffix="crop")
 
 
 @register("BiasAdd", "BiasAddV1", layers=("ElementWise",), folds=True,
