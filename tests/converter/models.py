@@ -68,7 +68,7 @@ def qat_cnn_savedmodel(path, seed: int = 0):
 
     tf.random.set_seed(seed)
     keras.utils.set_random_seed(seed)
-    inp = keras.Input((12, 12, 3))
+    inp = keras.Input((12, 12, 3), name="image")  # named: Keras numbers unnamed inputs per session
     x = keras.layers.Conv2D(8, 3, padding="same")(inp)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)

@@ -58,7 +58,7 @@ def qat_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def qat_frozen(qat_model):
-    return freeze(qat_model[0], inputs={"input_1": (4, 12, 12, 3)})
+    return freeze(qat_model[0], inputs={"image": (4, 12, 12, 3)})
 
 
 def test_freeze_keeps_quantized_weights(qat_frozen):

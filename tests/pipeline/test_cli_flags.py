@@ -55,7 +55,7 @@ def test_help_is_plain_text_with_defaults_and_exit_codes(argv, capsys):
         assert f"  {code}  " in out
     assert "``" not in out and "\x1b" not in out
     if "convert" in argv:
-        assert "(default: 3)" in out and "(default: 0.0001)" in out and "(default: None)" not in out
+        assert "(default: 3)" in out and "(default: 1e-4 for fp32" in out and "(default: None)" not in out
 
 
 def _record(name: str, msg: str, level=logging.ERROR, exc_info=None) -> logging.LogRecord:
