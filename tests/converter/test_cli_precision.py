@@ -37,6 +37,7 @@ def test_fp16_convert_and_verify(model_file, tmp_path):
     assert engine.stat().st_size == out["engine"]["bytes"]
 
 
+@pytest.mark.slow  # a tf2trt convert child process each (quick-loop budget)
 def test_the_fallback_keeps_failing_layers_in_fp32_and_no_fallback_fails(model_file, tmp_path):
     """At tolerances only fp32 meets (fp32 matches TensorFlow to 1.5e-8 here), the fallback searches; without
     it verification fails (exit 1) and the engine is kept."""
@@ -56,6 +57,7 @@ def test_the_fallback_keeps_failing_layers_in_fp32_and_no_fallback_fails(model_f
     assert out["verification"]["passed"] is False and (tmp_path / "b.plan").exists()
 
 
+@pytest.mark.slow  # a tf2trt convert child process each (quick-loop budget)
 def test_bf16_keep_fp32_without_verify(model_file, tmp_path):
     proc, out = run_cli(str(model_file), "--engine", str(tmp_path / "c.plan"), "--precision", "bf16",
                         "--keep-fp32", "*/conv_1/*", "--keep-fp32", "*/dw_1/*")
@@ -82,6 +84,7 @@ def test_bad_precision_options_exit_2_without_an_engine(model_file, tmp_path, ar
     assert not engine.exists()
 
 
+@pytest.mark.slow  # a tf2trt convert child process each (quick-loop budget)
 def test_fp32_is_unchanged(model_file, tmp_path):
     proc, out = run_cli(str(model_file), "--engine", str(tmp_path / "d.plan"), "--verify")
     assert proc.returncode == 0, proc.stderr
@@ -100,6 +103,7 @@ def test_int8_of_a_model_without_quantization_ops_is_a_user_error(model_file, tm
     assert not engine.exists()
 
 
+@pytest.mark.slow  # a tf2trt convert child process each (quick-loop budget)
 def test_int8_of_a_qat_model(tmp_path):
     """A tfmot QAT CNN: Q/DQ layers, verified against TensorFlow's fake-quant output, an engine with its manifest."""
     from .models import qat_cnn_savedmodel

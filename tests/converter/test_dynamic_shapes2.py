@@ -177,6 +177,7 @@ def test_still_refused_in_the_support_check(fn, op, message):
 
 
 # ------------------------------------------------------------------ a real model: keras-hub DeBERTa-v3
+@pytest.mark.slow
 def test_keras_hub_deberta_v3_with_dynamic_batch_and_sequence():
     """DeBERTa's disentangled attention builds relative positions with Range over the sequence length, slices
     them with computed bounds and gathers with batch_dims=3: all refused before, all on dynamic axes here."""
@@ -202,6 +203,7 @@ def test_keras_hub_deberta_v3_with_dynamic_batch_and_sequence():
     assert len(optimize_network(net)) > 0
 
 
+@pytest.mark.slow
 def test_keras_hub_gpt2_causal_mask_over_a_dynamic_sequence():
     """GPT-2's causal mask compares two ``Range``s over the run-time sequence length (refused before)."""
     import keras
