@@ -97,6 +97,7 @@ def test_verify_shape_adds_a_shape_to_verify(model_file, tmp_path):
     ("image:4x16x16x3,image:2x16x16x3", "names 'image' twice"),
     ("image=4x16x16x3", "bad --verify-shape"),
 ])
+@pytest.mark.slow  # child processes (quick-loop budget); the full tier runs it
 def test_bad_verify_shapes_exit_2_before_building(model_file, tmp_path, shape, message):
     engine = tmp_path / "cnn.plan"
     proc, out = run_cli(str(model_file), "--engine", str(engine), "--verify", "--verify-shape", shape)

@@ -18,6 +18,7 @@ def _json_last_line(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # child processes (quick-loop budget); the full tier runs it
 def test_build_json_then_cached_rerun(configs, artifacts):
     cfg = configs.write(name="cli")
     first = run_cli(["build", str(cfg), "--artifacts", str(artifacts), "--json"])
@@ -117,6 +118,7 @@ def test_a_fully_cached_build_needs_neither_prefect_nor_tensorflow(configs, arti
     assert "not recorded (TF2TRT_RECORD_CACHED=off)" in res.stderr
 
 
+@pytest.mark.slow  # child processes (quick-loop budget); the full tier runs it
 def test_gc_cli(configs, artifacts):
     cfg = configs.write()
     res = run_cli(["build", str(cfg), "--artifacts", str(artifacts)])
@@ -147,6 +149,7 @@ def test_help_lists_subcommands():
     assert "convert" in res.stdout
 
 
+@pytest.mark.slow  # child processes (quick-loop budget); the full tier runs it
 def test_a_failed_stage_is_one_message_with_settings_nulls_and_a_store_warning(tmp_path):
     """A bad model prints its message once (no Prefect state dump, no ``NoneType: None``) and exits 2; skipped
     stages have null seconds; the effective settings are echoed and in the JSON; a build run from outside the
@@ -185,6 +188,7 @@ def test_a_failed_stage_is_one_message_with_settings_nulls_and_a_store_warning(t
     assert again.returncode == 2 and "warning: creating" not in again.stderr  # the store exists now
 
 
+@pytest.mark.slow  # child processes (quick-loop budget); the full tier runs it
 def test_a_build_while_another_process_owns_the_database_says_where_it_is_recorded(configs, artifacts, tmp_path):
     import sqlite3
 
