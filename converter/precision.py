@@ -315,9 +315,10 @@ def lower(snapshot: Snapshot, settings: PrecisionSettings) -> tuple[Snapshot, Pr
         for n in rec["inputs"]:
             if n is not None:
                 consumers.setdefault(n, []).append(rec)
+    deferred_names = {c["name"] for c in constants_deferred}
     for rec in topo["layers"]:
         name = rec["name"]
-        if rec["type"] == "CONSTANT" and name in [c["name"] for c in constants_deferred]:
+        if rec["type"] == "CONSTANT" and name in deferred_names:
             continue
         if name in compute and compute[name] == "":
             kinds = {new_type.get(n, tensors[n]["dtype"]) for n in rec["inputs"]

@@ -6,15 +6,7 @@ import json
 
 import pytest
 
-from .models import small_cnn
-from .test_cli_convert import run_cli
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("m") / "cnn.keras"
-    small_cnn().save(path)
-    return path
+from .test_cli_convert import model_file, run_cli  # noqa: F401 - model_file is a fixture
 
 
 def test_fp16_convert_and_verify(model_file, tmp_path):
